@@ -1,0 +1,91 @@
+"""Run a flow in this process and answer its approval pause from here, the way an approver would in the UI.
+
+The flow runs in a worker thread exactly as it does under a deployment (same pause, same RunInput); this
+thread finds the run by a unique tag, watches it, and when it pauses reads the plan it shows and resumes it
+with the answer given at the terminal (or by ``--yes``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from prefect import tags
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.objects import FlowRun
+from prefect.flow_runs import resume_flow_run
+from prefect.input import keyset_from_paused_state
+from prefect.input.actions import read_flow_run_input
+from prefect.states import State
+
+Answer = Callable[[str], dict[str, Any]]
+"""Given the plan's markdown, return the run input: decision, approver, comment, via."""
+
+
+@dataclass
+class FlowOutcome:
+    state: State[Any]
+    flow_run_id: UUID | None
+    answered: dict[str, Any] | None = None
+    error: BaseException | None = field(default=None)
+
+
+def _find_run(tag: str) -> FlowRun | None:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), limit=1)
+    return runs[0] if runs else None
+
+
+def _read_run(flow_run_id: UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
+
+
+def run_flow(
+    flow_fn: Callable[..., Any],
+    parameters: dict[str, Any],
+    *,
+    answer: Answer,
+    on_tick: Callable[[UUID | None], None] = lambda _run_id: None,
+    poll_seconds: float = 0.5,
+) -> FlowOutcome:
+    """Run ``flow_fn(**parameters)``; answer its pause with ``answer``; call ``on_tick`` while it runs."""
+    tag = f"oms-audit-cli-{uuid.uuid4().hex[:12]}"
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            with tags(tag):
+                result["state"] = flow_fn(**parameters, return_state=True)
+        except BaseException as exc:  # surfaced to the caller below, never swallowed
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="oms-audit-flow", daemon=True)
+    worker.start()
+    flow_run_id: UUID | None = None
+    answered: dict[str, Any] | None = None
+    while worker.is_alive():
+        worker.join(poll_seconds)
+        if flow_run_id is None:
+            found = _find_run(tag)
+            flow_run_id = found.id if found else None
+        on_tick(flow_run_id)
+        if flow_run_id is None or answered is not None:
+            continue
+        run = _read_run(flow_run_id)
+        if run.state is not None and run.state.is_paused():
+            keyset = keyset_from_paused_state(run.state)
+            description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
+            answered = answer(str(description))
+            resume_flow_run(flow_run_id, run_input=answered)
+            time.sleep(0)  # let the flow thread notice on its next poll
+    on_tick(flow_run_id)
+    if "error" in result:
+        raise result["error"]
+    return FlowOutcome(state=result["state"], flow_run_id=flow_run_id, answered=answered)

@@ -1,0 +1,261 @@
+"""``oms-audit``: the command line of the audit-fields jobs.
+
+Exit codes: 0 ok, 1 failed, 2 bad usage or configuration, 3 rejected or stopped (drift, lease held, conflict).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from click.exceptions import Abort
+
+from core.errors import ConfigError, OmsAuditError
+from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
+
+from .outcome import EXIT_OK, EXIT_USAGE, exit_code, failure_of, find_report
+from .render import console, err_console, plan_table, show_markdown, summary_table
+from .run_view import RunView
+
+app = typer.Typer(
+    help="Secure author tracking for an ontology store in TerminusDB, as Prefect-orchestrated jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EnvOption = Annotated[str, typer.Option("--env", help="Environment: Prefect block of that name, else env vars.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking (recorded as such).")]
+ReportsDirOption = Annotated[
+    Path | None,
+    typer.Option("--reports-dir", help="Where reports go (default OMS_AUDIT_REPORTS_DIR or '.')."),
+]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def terminal_answer(*, yes: bool, what: str) -> Callable[[str], dict[str, Any]]:
+    """The approval, given here: ``--yes`` answers for the user and says so in the record."""
+    user = getpass.getuser()
+
+    def answer(description: str) -> dict[str, Any]:
+        if yes:
+            console.print(f"[yellow]--yes given: approving the {what} as {user}[/yellow]")
+            return {
+                "decision": "approve",
+                "approver": user,
+                "comment": "approved with --yes",
+                "via": "cli --yes",
+            }
+        show_markdown(description)
+        try:
+            approved = typer.confirm(f"Apply this {what}?", default=False)
+            comment = typer.prompt("Comment (optional)", default="", show_default=False)
+        except Abort:
+            return {
+                "decision": "reject",
+                "approver": user,
+                "comment": "no answer at the terminal; re-run with --yes or approve in the Prefect UI",
+                "via": "cli",
+            }
+        return {
+            "decision": "approve" if approved else "reject",
+            "approver": user,
+            "comment": comment,
+            "via": "cli",
+        }
+
+    return answer
+
+
+def check_configuration(env: str) -> Path:
+    """Fail fast (exit 2) on bad configuration, before any flow run starts."""
+    from blocks.environment import resolve_terminus
+    from core.settings import MigrationSettings, load_settings
+
+    try:
+        resolve_terminus(env)
+        return load_settings(MigrationSettings).reports_dir
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan: bool) -> None:
+    path = find_report(reports_dir, run_id, prefix)
+    if path is not None:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if show_plan and report.get("plan"):
+            console.print(plan_table(report))
+        console.print(summary_table(report, path))
+    code = exit_code(state)
+    if code != EXIT_OK:
+        error = failure_of(state)
+        message = str(error) if error is not None else (state.message or state.name)
+        err_console.print(f"[red]{state.name}:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def migrate(
+    env: EnvOption = "local",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Analyse and plan only; change nothing.")] = False,
+    execute: Annotated[bool, typer.Option("--execute", help="Apply the plan after approval.")] = False,
+    yes: YesOption = False,
+    database: Annotated[str | None, typer.Option("--database", help="Database (default TERMINUS_DB_NAME).")] = None,
+    branch: Annotated[str | None, typer.Option("--branch", help="Branch (default TERMINUS_DB_BRANCH).")] = None,
+    reports_dir: ReportsDirOption = None,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Only this type (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Leave this type alone (repeatable).")] = None,
+    approval_timeout: Annotated[int, typer.Option(help="Seconds to wait for approval.")] = 3600,
+) -> None:
+    """Add the audit fields to every document type: --dry-run first, then --execute."""
+    if dry_run == execute:
+        raise fail("choose exactly one of --dry-run or --execute")
+    directory = reports_dir or check_configuration(env)
+    from cli.flow_runner import run_flow
+    from flows.audit_fields_migration import audit_fields_migration
+
+    view = RunView(directory, REPORT_PREFIX)
+    parameters = {
+        "env": env,
+        "dry_run": dry_run,
+        "database": database,
+        "branch": branch,
+        "include": include or [],
+        "exclude": exclude or [],
+        "approval_timeout_seconds": approval_timeout,
+        "approval_poll_seconds": 1,
+        "reports_dir": str(directory),
+        "triggered_by": getpass.getuser(),
+    }
+    try:
+        outcome = run_flow(
+            audit_fields_migration,
+            parameters,
+            answer=terminal_answer(yes=yes, what="plan"),
+            on_tick=view.tick,
+        )
+    finally:
+        view.stop()
+    finish(outcome.state, directory, outcome.flow_run_id, REPORT_PREFIX, show_plan=True)
+
+
+@app.command()
+def rollback(
+    report: Annotated[Path, typer.Option("--report", help="The migration's JSON report.")],
+    env: EnvOption = "local",
+    reset: Annotated[bool, typer.Option("--reset", help="Reset the branch to the snapshot's commit.")] = False,
+    yes: YesOption = False,
+    reports_dir: ReportsDirOption = None,
+    dlq_dir: Annotated[Path | None, typer.Option("--dlq-dir", help="DLQ folder to archive.")] = None,
+    approval_timeout: Annotated[int, typer.Option(help="Seconds to wait for approval.")] = 3600,
+) -> None:
+    """Undo an audit-fields run from its report (after approval); archives the DLQ."""
+    if not report.is_file():
+        raise fail(f"report {report} does not exist; pass the path printed by the migration")
+    directory = reports_dir or check_configuration(env)
+    from cli.flow_runner import run_flow
+    from flows.audit_fields_rollback import audit_fields_rollback
+
+    parameters = {
+        "report": str(report),
+        "env": env,
+        "reset": reset,
+        "approval_timeout_seconds": approval_timeout,
+        "approval_poll_seconds": 1,
+        "reports_dir": str(directory),
+        "dlq_dir": str(dlq_dir) if dlq_dir else None,
+        "triggered_by": getpass.getuser(),
+    }
+    with console.status("Rolling back…"):
+        outcome = run_flow(audit_fields_rollback, parameters, answer=terminal_answer(yes=yes, what="rollback"))
+    finish(outcome.state, directory, outcome.flow_run_id, ROLLBACK_REPORT_PREFIX, show_plan=False)
+
+
+@app.command()
+def history(
+    env: EnvOption = "local",
+    database: Annotated[str | None, typer.Option("--database", help="Only runs on this database.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+) -> None:
+    """Past migration runs, from the metadata database."""
+    from rich.table import Table
+
+    from blocks.environment import resolve_terminus
+    from core.run_history import list_runs
+    from core.terminus import TerminusGateway
+
+    try:
+        settings = resolve_terminus(env).settings
+        with TerminusGateway(settings, database=settings.meta_database) as gateway:
+            runs = list_runs(gateway, database=database, limit=limit) if gateway.database_exists() else []
+    except OmsAuditError as exc:
+        raise fail(str(exc), 1) from exc
+    table = Table(title=f"Migration runs ({settings.meta_database})")
+    for column in (
+        "started",
+        "run",
+        "database",
+        "mode",
+        "status",
+        "triggered by",
+        "approved by",
+        "fingerprint",
+    ):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        table.add_row(
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}",
+            run.run_id[:8],
+            f"{run.database}@{run.branch}",
+            run.mode,
+            run.status,
+            run.triggered_by or "-",
+            run.approved_by or "-",
+            (run.fingerprint or "")[:12],
+        )
+    console.print(table if runs else "No migration runs recorded yet.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox(ctx: typer.Context) -> None:
+    """Run the local TerminusDB-compatible sandbox (arguments as for `python -m sandbox`)."""
+    os.execv(sys.executable, [sys.executable, "-m", "sandbox", *ctx.args])
+
+
+@app.command()
+def demo(
+    ask: Annotated[bool, typer.Option("--ask", help="Ask at the terminal instead of approving with --yes.")] = False,
+    reports_dir: Annotated[Path, typer.Option("--reports-dir")] = Path("demo-reports"),
+) -> None:
+    """End to end on embedded defaults: sandbox with the demo ontology, dry run, approved execution, report."""
+    from cli.demo import run_demo
+
+    raise typer.Exit(run_demo(reports_dir=reports_dir, ask=ask))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for scripts that wrap the CLI (the guide's migration script)."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Abort:
+        return 1
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.UsageError):
+            exc.show()
+            return EXIT_USAGE
+        raise
+    return code if isinstance(code, int) else EXIT_OK

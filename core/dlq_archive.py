@@ -1,0 +1,35 @@
+"""Set the dead-letter queue aside during a rollback: archived, never deleted (DESIGN §5, the guide's step 3).
+
+Each ``audit_dlq_<type>.jsonl`` (and any ``.claimed-*`` file a sweep left) is renamed into
+``<dlq dir>/archive/<label>/`` while holding the same exclusive ``flock`` writers take, so no line being
+appended is lost: a writer that was waiting reopens the path and starts a fresh file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+DLQ_GLOB = "audit_dlq_*.jsonl*"
+
+
+def archive_dlq_files(dlq_dir: Path, label: str) -> list[Path]:
+    """Move every DLQ file into the archive folder; returns the archived paths (empty when there were none)."""
+    if not dlq_dir.is_dir():
+        return []
+    archived: list[Path] = []
+    destination = dlq_dir / "archive" / label
+    for path in sorted(dlq_dir.glob(DLQ_GLOB)):
+        if not path.is_file():
+            continue
+        destination.mkdir(parents=True, exist_ok=True)
+        target = destination / path.name
+        with path.open("ab") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                os.replace(path, target)
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        archived.append(target)
+    return archived

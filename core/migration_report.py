@@ -1,0 +1,177 @@
+"""The JSON report every audit-fields run leaves behind (DESIGN §4), dry run or execution, success or not.
+
+One run owns one report file, ``migration_report_audit_fields_<YYYYmmdd_HHMMSS>.json`` in the reports
+directory; it is rewritten (atomically) as the run moves on, so a crash still leaves the last known state.
+The report holds no secrets: it is built from plans, decisions and our own error messages, never settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+REPORT_PREFIX = "migration_report_audit_fields_"
+ROLLBACK_REPORT_PREFIX = "rollback_report_audit_fields_"
+
+ReportMode = Literal["dry_run", "execute"]
+ReportStatus = Literal["planned", "awaiting_approval", "running", "succeeded", "failed", "rejected"]
+TypeState = Literal["pending", "applying", "applied", "failed", "not_applicable"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TypeEntry(BaseModel):
+    """One schema document as the plan saw it, and (for executions) how far patching got."""
+
+    name: str
+    action: str
+    reason: str
+    missing_fields: list[str] = Field(default_factory=list)
+    document_count: int = 0
+    state: TypeState = "not_applicable"
+
+
+class PlanSection(BaseModel):
+    fingerprint: str
+    estimated_duration_seconds: float
+    estimate_basis: str = ""
+    operations: int = 0
+    types: list[TypeEntry] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class ApprovalSection(BaseModel):
+    required: bool
+    decision: Literal["approve", "reject"] | None = None
+    approver: str | None = None
+    comment: str | None = None
+    via: str | None = None
+    decided_at: datetime | None = None
+    timed_out: bool = False
+    timeout_seconds: int | None = None
+
+
+class ValidationCheck(BaseModel):
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class ValidationSection(BaseModel):
+    ok: bool
+    checks: list[ValidationCheck] = Field(default_factory=list)
+
+
+class ErrorEntry(BaseModel):
+    type: str
+    message: str
+    at: datetime = Field(default_factory=utc_now)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorEntry:
+        return cls(type=type(exc).__name__, message=str(exc))
+
+
+class MigrationReport(BaseModel):
+    report_version: int = 1
+    mode: ReportMode
+    status: ReportStatus
+    env: str
+    database: str
+    branch: str
+    run_id: str
+    flow_run_id: str | None = None
+    triggered_by: str | None = None
+    service_account: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    head_commit_before: str | None = None
+    head_commit_after: str | None = None
+    snapshot_path: str | None = None
+    plan: PlanSection | None = None
+    approval: ApprovalSection
+    validation: ValidationSection | None = None
+    errors: list[ErrorEntry] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+def report_path(directory: Path, started_at: datetime, prefix: str = REPORT_PREFIX) -> Path:
+    """A fresh report path for a run starting now; a second run in the same second takes the next second."""
+    directory.mkdir(parents=True, exist_ok=True)
+    at = started_at.astimezone(UTC).replace(microsecond=0)
+    while True:
+        candidate = directory / f"{prefix}{at:%Y%m%d_%H%M%S}.json"
+        try:
+            candidate.touch(exist_ok=False)  # claim the name so a concurrent run cannot take it too
+        except FileExistsError:
+            at += timedelta(seconds=1)
+            continue
+        return candidate
+
+
+def write_json_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so readers never see half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_report(report: BaseModel, path: Path) -> Path:
+    write_json_atomically(path, report.model_dump_json(indent=2))
+    return path
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    """The raw report, for rollback and the CLI; a clear error when the file is not a report."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"Report file {path} does not exist; pass the path printed by the run.") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Report file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
+    if not isinstance(data, dict) or "plan" not in data or "database" not in data:
+        raise ValueError(f"{path} is not an audit-fields migration report (no 'plan'/'database' keys).")
+    return data
+
+
+class RollbackReport(BaseModel):
+    """What a rollback did; written as ``rollback_report_audit_fields_<YYYYmmdd_HHMMSS>.json``."""
+
+    report_version: int = 1
+    mode: Literal["rollback"] = "rollback"
+    status: ReportStatus
+    strategy: Literal["remove_fields", "reset"]
+    source_report: str
+    env: str
+    database: str
+    branch: str
+    run_id: str
+    triggered_by: str | None = None
+    service_account: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    head_commit_before: str | None = None
+    head_commit_after: str | None = None
+    snapshot_path: str | None = None
+    removals: dict[str, list[str]] = Field(default_factory=dict)
+    approval: ApprovalSection
+    validation: ValidationSection | None = None
+    archived_dlq_files: list[str] = Field(default_factory=list)
+    errors: list[ErrorEntry] = Field(default_factory=list)

@@ -1,0 +1,72 @@
+"""A copy of a branch's whole schema graph and head commit, taken before anything changes.
+
+Rollback starts from it: it says which commit to reset to and what the schema must look like afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from core.errors import ConfigError
+from core.migration_report import write_json_atomically
+
+
+class SchemaSnapshot(BaseModel):
+    database: str
+    branch: str
+    head_commit: str
+    taken_at: datetime
+    schema_documents: list[dict[str, Any]]
+
+    def save(self, directory: Path, run_id: str) -> Path:
+        path = directory / f"schema_snapshot_{self.database}_{self.taken_at:%Y%m%d_%H%M%S}_{run_id[:8]}.json"
+        write_json_atomically(path, self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> SchemaSnapshot:
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"Schema snapshot {path} does not exist; it is named in the run's report.") from exc
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{path} is not a schema snapshot written by oms-audit: {exc.error_count()} errors."
+            ) from exc
+
+
+def take(database: str, branch: str, head_commit: str, schema_documents: list[dict[str, Any]]) -> SchemaSnapshot:
+    return SchemaSnapshot(
+        database=database,
+        branch=branch,
+        head_commit=head_commit,
+        taken_at=datetime.now(UTC),
+        schema_documents=schema_documents,
+    )
+
+
+def _canonical(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def schema_differences(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
+    """Human-readable differences between two schema graphs, ignoring document order (empty = equal)."""
+
+    def by_id(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {str(doc.get("@id", doc.get("@type"))): doc for doc in documents}
+
+    want, got = by_id(expected), by_id(actual)
+    differences = [f"{name}: missing" for name in sorted(want.keys() - got.keys())]
+    differences += [f"{name}: unexpected" for name in sorted(got.keys() - want.keys())]
+    for name in sorted(want.keys() & got.keys()):
+        if _canonical(want[name]) != _canonical(got[name]):
+            extra = sorted(got[name].keys() - want[name].keys())
+            lost = sorted(want[name].keys() - got[name].keys())
+            detail = ", ".join([*(f"+{k}" for k in extra), *(f"-{k}" for k in lost)]) or "changed values"
+            differences.append(f"{name}: {detail}")
+    return differences

@@ -1,0 +1,72 @@
+"""Read-only steps of the audit-fields migration: snapshot, analysis, plan."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_link_artifact
+from prefect.cache_policies import NO_CACHE
+
+from core.migration_plan import MigrationPlan, build_plan
+from core.schema_analysis import SchemaAnalysis, analyze_schema
+from core.schema_snapshot import SchemaSnapshot, take
+from core.terminus import TerminusGateway
+
+from .terminus_target import Target, open_gateway, retry_if_transient
+
+READ_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 2, 4], "retry_condition_fn": retry_if_transient}
+
+
+def read_consistent_schema(gateway: TerminusGateway) -> tuple[str, list[dict[str, object]]]:
+    """Head commit and schema read as one: re-read when a commit landed between the two requests."""
+    for _ in range(5):
+        head = gateway.head_commit()
+        schema = gateway.schema()
+        if gateway.head_commit() == head:
+            return head, schema
+    return gateway.head_commit(), gateway.schema()
+
+
+@task(name="snapshot", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
+def snapshot_schema(target: Target, reports_dir: str, run_id: str) -> tuple[str, str]:
+    """Save the whole schema graph and the head commit beside the reports; returns (path, head commit)."""
+    with open_gateway(target) as gateway:
+        head, schema = read_consistent_schema(gateway)
+    snapshot: SchemaSnapshot = take(target.database, target.branch, head, schema)
+    path = snapshot.save(Path(reports_dir), run_id)
+    create_link_artifact(
+        link=path.resolve().as_uri(),
+        link_text=path.name,
+        description=f"Schema snapshot of {target.describe()} at commit {head}",
+    )
+    return str(path), head
+
+
+@task(name="analyze", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
+def analyze_target(target: Target, include: list[str], exclude: list[str]) -> SchemaAnalysis:
+    """Classify every schema document and count the documents of each type."""
+    with open_gateway(target) as gateway:
+        head, schema = read_consistent_schema(gateway)
+        counts = gateway.document_counts()
+    return analyze_schema(schema, counts, head_commit=head, include=include, exclude=exclude)
+
+
+@task(name="plan", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
+def plan_migration(target: Target, analysis: SchemaAnalysis) -> MigrationPlan:
+    """Build the plan and time one dry-run migration call, so the duration estimate rests on a measurement."""
+    draft = build_plan(analysis, database=target.database, branch=target.branch)
+    if not draft.operations:
+        return draft
+    sample = draft.operations[0]
+    with open_gateway(target) as gateway:
+        started = time.perf_counter()
+        gateway.migrate(
+            sample.to_operations(),
+            author="oms-audit",
+            message="audit-fields plan: timing dry run",
+            dry_run=True,
+        )
+        seconds_per_call = time.perf_counter() - started
+    return build_plan(analysis, database=target.database, branch=target.branch, seconds_per_call=seconds_per_call)

@@ -1,0 +1,54 @@
+"""What a task needs to reach TerminusDB, without carrying credentials through Prefect.
+
+Task parameters are recorded by Prefect and hashed into cache keys, so they hold only the environment's
+name and the database/branch; each task resolves the settings itself (cached per process).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import Task
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from pydantic import BaseModel
+
+from blocks.environment import resolve_terminus
+from core.errors import is_transient
+from core.terminus import TerminusGateway
+
+
+class Target(BaseModel, frozen=True):
+    """A database and branch in the TerminusDB of an environment."""
+
+    env: str
+    database: str
+    branch: str
+
+    def describe(self) -> str:
+        return f"{self.database}@{self.branch} ({self.env})"
+
+
+def resolve_target(env: str, database: str | None = None, branch: str | None = None) -> Target:
+    """Fill database and branch from the environment's configuration where the caller left them out."""
+    settings = resolve_terminus(env).settings
+    return Target(env=env, database=database or settings.database, branch=branch or settings.branch)
+
+
+def open_gateway(target: Target, *, database: str | None = None) -> TerminusGateway:
+    """A gateway on the target's database (or another database of the same server, e.g. the metadata one)."""
+    settings = resolve_terminus(target.env).settings
+    return TerminusGateway(settings, database=database or target.database, branch=target.branch)
+
+
+def meta_database(target: Target) -> str:
+    return resolve_terminus(target.env).settings.meta_database
+
+
+def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect ``retry_condition_fn``: retry connection trouble, timeouts, 5xx and lost races, never a 4xx."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's own exception, re-raised by Prefect
+        return is_transient(exc)
+    return False
