@@ -46,9 +46,7 @@ class SchemaCheckFailure(ApiError):
     """Validation failed; TerminusDB reports only the first witness, so callers pass one (or a few)."""
 
     def __init__(self, witnesses: list[dict[str, Any]]) -> None:
-        super().__init__(
-            {"@type": "api:SchemaCheckFailure", "api:witnesses": witnesses}, "Schema check failure"
-        )
+        super().__init__({"@type": "api:SchemaCheckFailure", "api:witnesses": witnesses}, "Schema check failure")
         self.witnesses = witnesses
 
 

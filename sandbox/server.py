@@ -1,0 +1,361 @@
+"""The TerminusDB-compatible HTTP server: routing, HTTP/1.1 plumbing, fault injection hooks.
+
+Built on the stdlib ``ThreadingHTTPServer`` so the sandbox needs nothing beyond Python itself. Each route
+names the error envelope TerminusDB uses for it, so handlers only raise errors and never format them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from sandbox import api_branch, api_db, api_documents, api_history, api_migration
+from sandbox.auth import ANONYMOUS, AuthConfig
+from sandbox.context import App, Call
+from sandbox.errors import UNHANDLED_BODY, ApiError, GenericError, UnhandledError
+from sandbox.faults import FaultRegistry, FaultSpecError, parse_rule
+from sandbox.store import Store
+from sandbox.wire import (
+    Request,
+    Response,
+    error_response,
+    inflate,
+    json_response,
+    method_not_allowed,
+    not_found,
+    parse_json,
+)
+
+log = logging.getLogger("sandbox")
+
+Handler = Callable[[Call], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """``path`` is matched exactly, or as a prefix when it ends with ``/``; ``methods`` maps to
+    (handler, error envelope @type)."""
+
+    path: str
+    methods: Mapping[str, tuple[Handler, str]]
+    authenticate: bool = True
+
+    def match(self, path: str) -> str | None:
+        if self.path.endswith("/") and self.path != "/api/":
+            if path.startswith(self.path):
+                return path[len(self.path) :]
+            return None
+        return "" if path == self.path else None
+
+
+_DOC = api_documents.ERROR_TYPES
+ROUTES: list[Route] = [
+    Route("/api/ok", {"GET": (api_db.ok, api_db.INFO_ERROR_TYPE)}, authenticate=False),
+    Route("/api/info", {"GET": (api_db.info, api_db.INFO_ERROR_TYPE)}),
+    Route("/api/", {"GET": (api_db.connect, "api:ConnectErrorResponse")}),
+    Route(
+        "/api/db",
+        {"GET": (api_db.get_db, api_db.LIST_ERROR_TYPE)},
+    ),
+    Route(
+        "/api/db/",
+        {
+            "GET": (api_db.get_db, api_db.LIST_ERROR_TYPE),
+            "HEAD": (api_db.head_db, api_db.EXISTS_ERROR_TYPE),
+            "POST": (api_db.create_db, api_db.CREATE_ERROR_TYPE),
+            "DELETE": (api_db.delete_db, api_db.DELETE_ERROR_TYPE),
+        },
+    ),
+    Route(
+        "/api/document/",
+        {
+            "GET": (api_documents.get_documents, _DOC["GET"]),
+            "HEAD": (api_documents.head_documents, _DOC["HEAD"]),
+            "POST": (api_documents.post_documents, _DOC["POST"]),
+            "PUT": (api_documents.put_documents, _DOC["PUT"]),
+            "DELETE": (api_documents.delete_documents_handler, _DOC["DELETE"]),
+        },
+    ),
+    Route("/api/migration/", {"POST": (api_migration.post_migration, api_migration.ERROR_TYPE)}),
+    Route(
+        "/api/branch/",
+        {
+            "POST": (api_branch.post_branch, api_branch.BRANCH_ERROR_TYPE),
+            "DELETE": (api_branch.delete_branch, api_branch.BRANCH_ERROR_TYPE),
+        },
+    ),
+    Route("/api/log/", {"GET": (api_history.get_log, api_history.LOG_ERROR_TYPE)}),
+    Route("/api/history/", {"GET": (api_history.get_history, api_history.HISTORY_ERROR_TYPE)}),
+    Route("/api/reset/", {"POST": (api_branch.post_reset, api_branch.RESET_ERROR_TYPE)}),
+    Route("/api/prefixes/", {"GET": (api_branch.get_prefixes, api_branch.PREFIX_ERROR_TYPE)}),
+]
+
+
+def dispatch(app: App, request: Request) -> Response:
+    """Route one decoded /api request and turn raised errors into TerminusDB's replies."""
+    for route in ROUTES:
+        rest = route.match(request.path)
+        if rest is None:
+            continue
+        if request.method == "OPTIONS":
+            allowed = ", ".join(sorted({*route.methods, "OPTIONS"}))
+            return Response(200, b"", None, {"Allow": allowed})
+        entry = route.methods.get(request.method)
+        if entry is None:
+            return method_not_allowed(request.method, request.path)
+        handler, error_type = entry
+        try:
+            user = app.auth.authenticate(request.header("authorization")) if route.authenticate else ANONYMOUS
+            return handler(Call(app, request, user, rest))
+        except (ApiError, GenericError, UnhandledError) as exc:
+            if isinstance(exc, UnhandledError):
+                log.info("unmapped error (HTTP 500): %s", exc.reason)
+            return error_response(exc, error_type, request)
+        except Exception:
+            log.exception("internal error while handling %s %s", request.method, request.path)
+            return json_response(UNHANDLED_BODY, 500)
+    return not_found(request.path)
+
+
+def sandbox_control(app: App, request: Request) -> Response:
+    """``/_sandbox/...``: health and fault injection (outside /api, never faulted)."""
+    if request.path == "/_sandbox/health":
+        if request.method != "GET":
+            return method_not_allowed(request.method, request.path)
+        return json_response({"status": "ok", "databases": len(app.store.databases)})
+    if request.path == "/_sandbox/faults":
+        if request.method == "GET":
+            return json_response(app.faults.list())
+        if request.method == "DELETE":
+            app.faults.clear()
+            return json_response({"cleared": True})
+        if request.method == "POST":
+            try:
+                spec = parse_json(request.body)
+                specs = spec if isinstance(spec, list) else [spec]
+                rules = [parse_rule(item) for item in specs]
+            except FaultSpecError as exc:
+                return json_response({"error": str(exc)}, 400)
+            except GenericError as exc:
+                return json_response(exc.body, exc.http_status)
+            for rule in rules:
+                app.faults.add(rule)
+            return json_response([rule.public() for rule in rules])
+        return method_not_allowed(request.method, request.path)
+    return not_found(request.path)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TerminusDB-sandbox"
+    sys_version = ""
+    timeout = 120
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body are separate writes; without NODELAY, Nagle + delayed ACK cost ~40 ms per reply
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = do_GET
+
+    def _read_raw_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _handle(self) -> None:
+        app = self.server.app
+        split = urlsplit(self.path)
+        query = {key: values[0] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        method = self.command.upper()
+        try:
+            raw = self._read_raw_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        override = headers.get("x-http-method-override")
+        if method == "POST" and override:
+            method = override.upper()
+        request = Request(method, split.path, query, headers, raw)
+        if split.path.startswith("/_sandbox/"):
+            self._send(sandbox_control(app, request), method)
+            return
+        fault = app.faults.take(method, split.path)
+        if fault is not None:
+            if fault.action == "drop":
+                self.close_connection = True
+                return
+            if fault.action == "delay":
+                time.sleep(fault.seconds)
+            else:
+                body = (
+                    fault.body
+                    if fault.body is not None
+                    else {
+                        "api:status": "api:server_error",
+                        "api:message": f"Injected fault: HTTP {fault.status}",
+                    }
+                )
+                self._send(json_response(body, fault.status), method)
+                return
+        try:
+            request.body = inflate(raw, headers.get("content-encoding"))
+            response = dispatch(app, request)
+        except GenericError as exc:
+            response = json_response(exc.body, exc.http_status)
+        self._send(response, method)
+
+    def _send(self, response: Response, method: str) -> None:
+        self.send_response(response.status)
+        if response.content_type is not None:
+            self.send_header("Content-Type", response.content_type)
+        origin = self.headers.get("Origin")
+        if origin:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Allow-Credentials", "true")
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, HEAD, OPTIONS")
+            self.send_header(
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Content-Encoding, TerminusDB-Data-Version, X-HTTP-Method-Override",
+            )
+            self.send_header("Access-Control-Expose-Headers", "TerminusDB-Data-Version")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        body = b"" if method == "HEAD" else response.body
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: App) -> None:
+        self.app = app
+        super().__init__(address, _RequestHandler)
+
+
+def _check_loopback(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the sandbox listens on loopback addresses only (got host {host!r}); use 127.0.0.1")
+
+
+class SandboxServer:
+    """A running sandbox in a background thread, for tests and the demo.
+
+    >>> with SandboxServer() as srv:          # port 0 = a free port
+    ...     httpx.get(srv.url + "/api/ok")
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        seed: str | None = None,
+        data_dir: str | Path | None = None,
+        admin_password: str = "root",
+        tokens: Mapping[str, str] | None = None,
+        roles: Mapping[str, Mapping[str, Any]] | None = None,
+        organizations: Iterable[str] = ("admin",),
+    ) -> None:
+        _check_loopback(host)
+        self.host = host
+        self.requested_port = port
+        self.seed = seed
+        store = Store(set(organizations), Path(data_dir) if data_dir is not None else None)
+        auth = AuthConfig(
+            admin_password=admin_password,
+            tokens=dict(tokens or {}),
+            roles={user: dict(grants) for user, grants in (roles or {}).items()},
+        )
+        self.app = App(store=store, auth=auth, faults=FaultRegistry())
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox server is not running; call start() first")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def bind(self) -> None:
+        """Load the seed and bind the socket (so ``--port 0`` can print the chosen port before serving)."""
+        if self.seed is not None:
+            from sandbox.seeds import load_seed
+
+            load_seed(self.app.store, self.seed)
+            self.seed = None
+        self._server = _Server((self.host, self.requested_port), self.app)
+
+    def start(self) -> SandboxServer:
+        """Serve in a background thread."""
+        self.bind()
+        assert self._server is not None
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve(self) -> None:
+        """Serve in the calling thread until interrupted (``python -m sandbox``)."""
+        if self._server is None:
+            self.bind()
+        assert self._server is not None
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["ROUTES", "SandboxServer", "dispatch"]
