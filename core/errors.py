@@ -1,0 +1,484 @@
+"""Every failure oms-audit raises on purpose, and what to do about each.
+
+    OmsAuditError
+     ├── ConfigError                  bad or missing configuration (the CLI exits with code 2)
+     ├── TerminusError                anything from TerminusDB; .url (never credentials),
+     │    │                           .status (int | None), .api_type, .api_message
+     │    ├── TerminusUnreachable     connection refused / reset / dropped mid-reply, DNS failure
+     │    │    └── TerminusTimeout    connect or read timeout (raise TERMINUS_DB_TIMEOUT_SECONDS)
+     │    ├── AuthenticationFailed    401: wrong TERMINUS_DB_USER / TERMINUS_DB_PASSWORD or TERMINUS_DB_TOKEN
+     │    ├── PermissionDenied        403: the database user needs schema:admin
+     │    ├── NotFound
+     │    │    ├── DatabaseNotFound   .database
+     │    │    ├── BranchNotFound     .branch
+     │    │    └── DocumentNotFound   .document_id
+     │    ├── SchemaCheckFailed       400 schema check: .witnesses, message summarises the first ones
+     │    ├── DataVersionConflict     optimistic concurrency lost (TerminusDB-Data-Version changed)
+     │    ├── AlreadyExists           document / database / branch already there
+     │    ├── RequestRejected         any other 4xx (e.g. api:SchemaOperationFailed)
+     │    └── TerminusServerError     5xx (api:UnhandledErrorResponse …)
+     └── MigrationError               the migration or rollback stopped on purpose
+          ├── PlanConflict            a class already has an audit field with another range
+          ├── UnknownTypes            include/exclude names a type the schema does not have
+          ├── SchemaDrift             the schema changed since the plan was approved
+          ├── LeaseHeld               another migration run holds the database's lease
+          ├── ApprovalRejected        the approver said no
+          ├── ApprovalTimedOut        nobody answered in time
+          ├── StaleApproval           the approval was given for another plan
+          ├── MigrationValidationFailed  after patching, a validation check failed
+          └── RollbackRefused         a rollback would be unsafe or meaningless
+
+``is_transient(exc)`` says which of them are worth a retry (used as Prefect's ``retry_condition_fn``).
+Messages name what is wrong and what to do; none of them ever carries a token or a password.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "AlreadyExists",
+    "ApprovalRejected",
+    "ApprovalTimedOut",
+    "AuthenticationFailed",
+    "BranchNotFound",
+    "ConfigError",
+    "DataVersionConflict",
+    "DatabaseNotFound",
+    "DocumentNotFound",
+    "LeaseHeld",
+    "MigrationError",
+    "MigrationValidationFailed",
+    "NotFound",
+    "OmsAuditError",
+    "PermissionDenied",
+    "PlanConflict",
+    "RequestRejected",
+    "RollbackRefused",
+    "SchemaCheckFailed",
+    "SchemaDrift",
+    "StaleApproval",
+    "TerminusError",
+    "TerminusServerError",
+    "TerminusTimeout",
+    "TerminusUnreachable",
+    "UnknownTypes",
+    "is_transient",
+    "summarize_witnesses",
+]
+
+SANDBOX_HINT = (
+    "Start a local server with `oms-audit sandbox` (or `python -m sandbox --port 6363`), "
+    "or set TERMINUS_DB_URL to a running TerminusDB."
+)
+
+
+def _clause(text: str | None) -> str:
+    """``": text"`` without a trailing period (the caller's sentence supplies one), or nothing."""
+    text = (text or "").strip().rstrip(".")
+    return f": {text}" if text else ""
+
+
+def _rebuild(cls: type[OmsAuditError], args: tuple[Any, ...], state: dict[str, Any]) -> OmsAuditError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class OmsAuditError(Exception):
+    """Base of every error oms-audit raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword arguments, which Exception's default pickling loses; Prefect may pickle
+        # a failed task's exception, so rebuild from the message and attributes instead of calling __init__.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+class ConfigError(OmsAuditError):
+    """Configuration is missing or malformed; ``variable`` names the setting when known."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+# ----------------------------------------------------------------------------------------------------
+# TerminusDB
+
+
+class TerminusError(OmsAuditError):
+    """Something went wrong talking to TerminusDB."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        api_type: str | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.api_type = api_type
+        self.api_message = api_message
+
+
+class TerminusUnreachable(TerminusError):
+    """No usable reply: refused, reset, dropped mid-reply, or the name does not resolve."""
+
+    def __init__(self, url: str, *, reason: str) -> None:
+        super().__init__(f"Cannot reach TerminusDB at {url} ({reason}). {SANDBOX_HINT}", url=url)
+        self.reason = reason
+
+
+class TerminusTimeout(TerminusUnreachable):
+    """The server did not answer in time."""
+
+    def __init__(self, url: str, *, timeout_seconds: float, phase: str = "read") -> None:
+        TerminusError.__init__(
+            self,
+            f"TerminusDB at {url} did not answer within {timeout_seconds:g}s ({phase} timeout). "
+            "Raise TERMINUS_DB_TIMEOUT_SECONDS or check that the server is healthy.",
+            url=url,
+        )
+        self.reason = f"{phase} timeout"
+        self.timeout_seconds = timeout_seconds
+        self.phase = phase
+
+
+class AuthenticationFailed(TerminusError):
+    """401: the credentials were not accepted."""
+
+    def __init__(self, url: str, *, using_token: bool, api_message: str | None = None) -> None:
+        fix = (
+            "Check TERMINUS_DB_TOKEN (it may have expired)."
+            if using_token
+            else "Check TERMINUS_DB_USER and TERMINUS_DB_PASSWORD, or set TERMINUS_DB_TOKEN."
+        )
+        super().__init__(
+            f"TerminusDB at {url} rejected the credentials (HTTP 401). {fix}",
+            url=url,
+            status=401,
+            api_type="api:IncorrectAuthenticationError",
+            api_message=api_message,
+        )
+        self.using_token = using_token
+
+
+class PermissionDenied(TerminusError):
+    """403: authenticated, but not allowed to do this."""
+
+    def __init__(self, url: str, *, detail: str | None = None) -> None:
+        said = _clause(detail)
+        super().__init__(
+            f"TerminusDB at {url} refused the operation (HTTP 403){said}. "
+            "The database user needs schema:admin (and instance read/write) on the database; "
+            "grant the role or use an account that has it.",
+            url=url,
+            status=403,
+            api_message=detail,
+        )
+
+
+class NotFound(TerminusError):
+    """404: the database, branch or document does not exist."""
+
+
+class DatabaseNotFound(NotFound):
+    def __init__(self, database: str, *, url: str | None = None, api_message: str | None = None) -> None:
+        super().__init__(
+            f"Database '{database}' does not exist on {url or 'the server'}. Create it first, or set "
+            "TERMINUS_DB_NAME (and TERMINUS_DB_TEAM) to an existing database.",
+            url=url,
+            status=404,
+            api_type="api:UnknownDatabase",
+            api_message=api_message,
+        )
+        self.database = database
+
+
+class BranchNotFound(NotFound):
+    def __init__(
+        self,
+        branch: str,
+        *,
+        database: str | None = None,
+        url: str | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        where = f" in database '{database}'" if database else ""
+        super().__init__(
+            f"Branch '{branch}' does not exist{where}. Set TERMINUS_DB_BRANCH to an existing branch or create it.",
+            url=url,
+            status=404,
+            api_message=api_message,
+        )
+        self.branch = branch
+        self.database = database
+
+
+class DocumentNotFound(NotFound):
+    def __init__(
+        self,
+        document_id: str,
+        *,
+        database: str | None = None,
+        url: str | None = None,
+        api_message: str | None = None,
+    ) -> None:
+        where = f" in database '{database}'" if database else ""
+        super().__init__(
+            f"Document '{document_id}' does not exist{where}. Check the id (e.g. 'Person/alice') and the branch.",
+            url=url,
+            status=404,
+            api_type="api:DocumentNotFound",
+            api_message=api_message,
+        )
+        self.document_id = document_id
+        self.database = database
+
+
+def summarize_witnesses(witnesses: list[Any], *, limit: int = 3) -> str:
+    """One readable line for the first ``limit`` schema-check witnesses."""
+    parts = [_summarize_witness(w) for w in witnesses[:limit]]
+    more = len(witnesses) - limit
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts) if parts else "no details given"
+
+
+def _summarize_witness(witness: Any) -> str:
+    if not isinstance(witness, Mapping):
+        return str(witness)[:200]
+    kind = witness.get("@type", "witness")
+    details = []
+    for key, value in witness.items():
+        if key == "@type":
+            continue
+        if isinstance(value, Mapping | list):
+            value = _compact(value)
+        details.append(f"{key}={value}")
+    text = f"{kind}" + (f" ({', '.join(details)})" if details else "")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+class SchemaCheckFailed(TerminusError):
+    """TerminusDB's schema check refused the change; ``witnesses`` says why."""
+
+    def __init__(self, witnesses: list[Any], *, url: str | None = None, status: int | None = 400) -> None:
+        self.summary = summarize_witnesses(witnesses)
+        super().__init__(
+            f"TerminusDB schema check failed: {self.summary}. Make the documents and the schema agree "
+            "(e.g. fill required fields or use Optional) and try again.",
+            url=url,
+            status=status,
+            api_type="api:SchemaCheckFailure",
+        )
+        self.witnesses = witnesses
+
+
+class DataVersionConflict(TerminusError):
+    """The branch moved between our read and our write (``TerminusDB-Data-Version`` mismatch)."""
+
+    def __init__(self, *, requested: str | None = None, actual: str | None = None, url: str | None = None) -> None:
+        versions = f" (expected {requested}, now {actual})" if requested or actual else ""
+        super().__init__(
+            f"The branch changed since it was read{versions}. Re-read the data and try again.",
+            url=url,
+            status=400,
+            api_type="api:DataVersionMismatch",
+        )
+        self.requested = requested
+        self.actual = actual
+
+
+class AlreadyExists(TerminusError):
+    """The database, branch or document to create is already there."""
+
+    def __init__(
+        self, kind: str, name: str, *, url: str | None = None, api_type: str | None = None, status: int = 400
+    ) -> None:
+        super().__init__(
+            f"{kind.capitalize()} '{name}' already exists. Use it as it is, pick another name, or delete it first.",
+            url=url,
+            status=status,
+            api_type=api_type,
+        )
+        self.kind = kind
+        self.name = name
+
+
+class RequestRejected(TerminusError):
+    """Any other 4xx: TerminusDB understood the request and said no."""
+
+    def __init__(self, *, status: int, api_type: str | None, api_message: str | None, url: str | None = None) -> None:
+        kind = api_type or "an error"
+        said = _clause(api_message)
+        super().__init__(
+            f"TerminusDB rejected the request (HTTP {status}, {kind}){said}. Fix the request; retrying will not help.",
+            url=url,
+            status=status,
+            api_type=api_type,
+            api_message=api_message,
+        )
+
+
+class TerminusServerError(TerminusError):
+    """5xx: the server failed; often temporary, sometimes an unmapped error of a bad request."""
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        api_type: str | None = None,
+        api_message: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        said = _clause(api_message)
+        super().__init__(
+            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. Retry later; if it persists, "
+            "check the server log (an unmapped error can also mean the request itself is invalid).",
+            url=url,
+            status=status,
+            api_type=api_type,
+            api_message=api_message,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Migration
+
+
+class MigrationError(OmsAuditError):
+    """The migration (or rollback) stopped on purpose; each subclass says whether anything changed."""
+
+
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
+class PlanConflict(MigrationError):
+    """A class already has an audit field with another range; the plan is blocked.
+
+    ``conflicts`` are objects or dicts with ``class_name``, ``field``, ``expected`` and ``found``.
+    """
+
+    def __init__(self, conflicts: list[Any]) -> None:
+        listed = "; ".join(
+            f"{_field(c, 'class_name')}.{_field(c, 'field')} (expected {_field(c, 'expected')}, "
+            f"found {_field(c, 'found')})"
+            for c in conflicts
+        )
+        super().__init__(
+            f"The plan is blocked: {len(conflicts)} audit field(s) already exist with another range: "
+            f"{listed}. "
+            "Change or remove those fields in the schema (or exclude the classes), then re-run the dry run."
+        )
+        self.conflicts = conflicts
+
+
+class UnknownTypes(MigrationError):
+    """include/exclude named types the schema does not have."""
+
+    def __init__(self, unknown: Iterable[str], known: Iterable[str]) -> None:
+        self.unknown = sorted(unknown)
+        self.known = sorted(known)
+        shown = ", ".join(self.known[:20]) + (" ..." if len(self.known) > 20 else "")
+        super().__init__(
+            f"Unknown type(s): {', '.join(self.unknown)}. Known types: {shown or '(none)'}. "
+            "Fix the names in --include/--exclude."
+        )
+
+
+class SchemaDrift(MigrationError):
+    """The schema or head commit changed since the plan was approved."""
+
+    def __init__(self, expected_fingerprint: str, actual_fingerprint: str) -> None:
+        super().__init__(
+            f"The schema changed since the plan was approved (plan fingerprint {expected_fingerprint}, "
+            f"now {actual_fingerprint}). Re-run the dry run and approve the new plan."
+        )
+        self.expected_fingerprint = expected_fingerprint
+        self.actual_fingerprint = actual_fingerprint
+
+
+class LeaseHeld(MigrationError):
+    """Another migration run holds this database's lease."""
+
+    def __init__(self, holder: str, expires_at: datetime, database: str) -> None:
+        super().__init__(
+            f"Another migration run ({holder}) holds the lease on database '{database}' until "
+            f"{expires_at.isoformat()}. Wait for it to finish, or retry after the lease expires."
+        )
+        self.holder = holder
+        self.expires_at = expires_at
+        self.database = database
+
+
+class ApprovalRejected(MigrationError):
+    """The approver rejected the plan."""
+
+    def __init__(self, approver: str | None, comment: str | None) -> None:
+        said = _clause(comment)
+        super().__init__(
+            f"The plan was rejected by {approver or 'an approver'}{said}. Nothing was changed; address the "
+            "comment and run the dry run again."
+        )
+        self.approver = approver
+        self.comment = comment
+
+
+class ApprovalTimedOut(MigrationError):
+    """Nobody answered the approval request in time."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        super().__init__(
+            f"No approval arrived within {timeout_seconds:g}s. Nothing was changed; start the run again "
+            "and make sure an approver is available."
+        )
+        self.timeout_seconds = timeout_seconds
+
+
+class StaleApproval(MigrationError):
+    """The approval answered a plan with another fingerprint than the one about to run."""
+
+    def __init__(self, *, approved: str, current: str) -> None:
+        super().__init__(
+            f"The approval was given for plan {approved}, but the plan to run is {current}. "
+            "Nothing was changed; review and approve the current plan."
+        )
+        self.approved = approved
+        self.current = current
+
+
+class MigrationValidationFailed(MigrationError):
+    """After the change, validation found problems (the change itself was committed)."""
+
+    def __init__(self, failed_checks: list[str]) -> None:
+        super().__init__(
+            f"Validation failed after the change: {', '.join(failed_checks) or 'unknown check'}. "
+            "Read the report's validation section; roll back if the schema is not as planned."
+        )
+        self.failed_checks = failed_checks
+
+
+class RollbackRefused(MigrationError):
+    """The requested rollback would be unsafe or would do nothing; the message says what to do instead."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same call may succeed: unreachable/timeout, 5xx, lost optimistic concurrency."""
+    return isinstance(exc, TerminusUnreachable | TerminusServerError | DataVersionConflict)

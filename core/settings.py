@@ -1,0 +1,167 @@
+"""Configuration read from the environment, under the exact variable names of the deployment guide.
+
+Each group is a pydantic-settings class whose fields carry the environment variable as alias, so
+``TerminusSettings()`` reads ``TERMINUS_DB_URL`` and ``TerminusSettings(url=...)`` works in code and tests.
+Use ``load_settings(cls, **overrides)`` rather than calling the class: it turns pydantic's ValidationError
+into a ``ConfigError`` that names the variable, the bad value (never for secrets) and what is expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+__all__ = [
+    "IamSettings",
+    "MigrationSettings",
+    "MonitoringSettings",
+    "TerminusSettings",
+    "load_settings",
+]
+
+
+def _check_http_url(value: str) -> str:
+    """An absolute http(s) URL with a host; trailing slashes dropped so paths can be appended."""
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an absolute http:// or https:// URL such as http://127.0.0.1:6363")
+    return value.rstrip("/")
+
+
+def _check_no_credentials(value: str) -> str:
+    if urlsplit(value).username is not None or urlsplit(value).password is not None:
+        raise ValueError(
+            "the URL must not contain credentials; use TERMINUS_DB_USER and TERMINUS_DB_PASSWORD or TERMINUS_DB_TOKEN"
+        )
+    return value
+
+
+def _check_secret_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        _check_http_url(value.get_secret_value())
+    return value
+
+
+def _check_path_endpoint(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("expected a path starting with '/', such as /api/v1/verify")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+SecretHttpUrl = Annotated[SecretStr | None, AfterValidator(_check_secret_url)]
+
+_COMMON = SettingsConfigDict(populate_by_name=True, extra="ignore", case_sensitive=False, frozen=True)
+
+
+class TerminusSettings(BaseSettings):
+    """Where TerminusDB is and how to log in: the token if set, else user and password."""
+
+    model_config = _COMMON
+
+    url: Annotated[HttpUrl, AfterValidator(_check_no_credentials)] = Field(
+        "http://127.0.0.1:6363", validation_alias="TERMINUS_DB_URL"
+    )
+    team: str = Field("admin", min_length=1, validation_alias="TERMINUS_DB_TEAM")
+    token: SecretStr | None = Field(None, validation_alias="TERMINUS_DB_TOKEN")
+    database: str = Field("oms", min_length=1, validation_alias="TERMINUS_DB_NAME")
+    branch: str = Field("main", min_length=1, validation_alias="TERMINUS_DB_BRANCH")
+    user: str = Field("admin", min_length=1, validation_alias="TERMINUS_DB_USER")
+    password: SecretStr = Field(SecretStr("root"), validation_alias="TERMINUS_DB_PASSWORD")
+    meta_database: str = Field("oms_audit", min_length=1, validation_alias="OMS_AUDIT_META_DB")
+    timeout_seconds: float = Field(30.0, gt=0, validation_alias="TERMINUS_DB_TIMEOUT_SECONDS")
+
+
+class IamSettings(BaseSettings):
+    """How caller tokens are verified: a local JWKS if ``jwks_url`` is set, else the IAM service."""
+
+    model_config = _COMMON
+
+    service_url: HttpUrl | None = Field(None, validation_alias="IAM_SERVICE_URL")
+    verification_endpoint: Annotated[str, AfterValidator(_check_path_endpoint)] = Field(
+        "/api/v1/verify", validation_alias="IAM_VERIFICATION_ENDPOINT"
+    )
+    jwks_url: HttpUrl | None = Field(None, validation_alias="IAM_JWKS_URL")
+    issuer: str | None = Field(None, validation_alias="IAM_ISSUER")
+    audience: str | None = Field(None, validation_alias="IAM_AUDIENCE")
+    timeout_seconds: float = Field(5.0, gt=0, validation_alias="IAM_TIMEOUT_SECONDS")
+    cache_ttl_seconds: int = Field(60, ge=0, validation_alias="IAM_CACHE_TTL_SECONDS")
+
+
+class MonitoringSettings(BaseSettings):
+    """Pushgateway, the DLQ directory and when the DLQ pages someone (a webhook URL is a secret)."""
+
+    model_config = _COMMON
+
+    pushgateway_url: HttpUrl | None = Field(None, validation_alias="PROMETHEUS_PUSHGATEWAY_URL")
+    dlq_alert_webhook: SecretHttpUrl = Field(None, validation_alias="DLQ_ALERT_WEBHOOK")
+    dlq_dir: Path = Field(Path("/tmp"), validation_alias="OMS_AUDIT_DLQ_DIR")
+    dlq_alert_threshold: int = Field(100, ge=0, validation_alias="DLQ_ALERT_THRESHOLD")
+    dlq_age_threshold_seconds: float = Field(3600, gt=0, validation_alias="DLQ_AGE_THRESHOLD_SECONDS")
+
+
+class MigrationSettings(BaseSettings):
+    """Where migration reports go and which service account the migration commits as."""
+
+    model_config = _COMMON
+
+    reports_dir: Path = Field(Path("."), validation_alias="OMS_AUDIT_REPORTS_DIR")
+    service_account: str = Field("svc_deployment", min_length=1, validation_alias="OMS_AUDIT_SERVICE_ACCOUNT")
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Read ``cls`` from the environment (``overrides`` by field name win) or raise ``ConfigError``."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = [_describe(cls, error) for error in exc.errors()]
+        names = [p[0] for p in problems]
+        raise ConfigError(
+            "Invalid configuration: " + "; ".join(p[1] for p in problems),
+            variable=names[0] if names else None,
+        ) from None
+
+
+def _describe(cls: type[BaseSettings], error: Any) -> tuple[str, str]:
+    """(variable name, 'NAME=value: what is expected') for one pydantic error, hiding secret values."""
+    loc = error.get("loc") or ("?",)
+    key = str(loc[0])
+    field = _find_field(cls, key)
+    variable = key
+    if field is not None and isinstance(field.validation_alias, str):
+        variable = field.validation_alias
+    expected = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    secret = field is not None and "SecretStr" in repr(field.annotation)
+    if error.get("type") == "missing":
+        return variable, f"{variable} is required but not set"
+    shown = "(value hidden)" if secret else repr(_redact_url(error.get("input")))
+    return variable, f"{variable}={shown}: {expected}"
+
+
+def _find_field(cls: type[BaseSettings], key: str) -> Any:
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if key == name or (isinstance(alias, str) and key.lower() == alias.lower()):
+            return field
+    return None
+
+
+def _redact_url(value: Any) -> Any:
+    """Hide userinfo (user:password@) in a URL-looking value before it is echoed in an error."""
+    if isinstance(value, str) and "@" in value and "://" in value:
+        parts = urlsplit(value)
+        if parts.password is not None or parts.username is not None:
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            return parts._replace(netloc=f"***@{host}{port}").geturl()
+    return value
