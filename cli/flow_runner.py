@@ -51,11 +51,12 @@ def run_flow(
     flow_fn: Callable[..., Any],
     parameters: dict[str, Any],
     *,
-    answer: Answer,
+    answer: Answer | None,
     on_tick: Callable[[UUID | None], None] = lambda _run_id: None,
     poll_seconds: float = 0.5,
 ) -> FlowOutcome:
-    """Run ``flow_fn(**parameters)``; answer its pause with ``answer``; call ``on_tick`` while it runs."""
+    """Run ``flow_fn(**parameters)``; answer its pause with ``answer`` (None: never answer, let it time out);
+    call ``on_tick`` while it runs."""
     tag = f"oms-audit-cli-{uuid.uuid4().hex[:12]}"
     result: dict[str, Any] = {}
 
@@ -76,7 +77,7 @@ def run_flow(
             found = _find_run(tag)
             flow_run_id = found.id if found else None
         on_tick(flow_run_id)
-        if flow_run_id is None or answered is not None:
+        if flow_run_id is None or answered is not None or answer is None:
             continue
         run = _read_run(flow_run_id)
         if run.state is not None and run.state.is_paused():

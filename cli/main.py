@@ -60,7 +60,7 @@ def terminal_answer(*, yes: bool, what: str) -> Callable[[str], dict[str, Any]]:
         try:
             approved = typer.confirm(f"Apply this {what}?", default=False)
             comment = typer.prompt("Comment (optional)", default="", show_default=False)
-        except Abort:
+        except (Abort, typer.Abort):
             return {
                 "decision": "reject",
                 "approver": user,
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
-    except Abort:
+    except (Abort, typer.Abort):
         return 1
     except Exception as exc:
         import click

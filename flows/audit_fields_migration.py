@@ -140,6 +140,11 @@ def audit_fields_migration(
         if dry_run:
             report.status = "planned"
             return {"status": report.status, "report_path": str(path), "fingerprint": plan.fingerprint}
+        if not plan.operations:
+            report.approval.required = False
+            report.status = "succeeded"
+            logger.info("Every document type already has the audit fields; nothing to approve or patch")
+            return {"status": report.status, "report_path": str(path), "fingerprint": plan.fingerprint}
 
         with migration_lease(target, run_id=run_id, owner=report.triggered_by or author) as keeper:
             report.status = "awaiting_approval"

@@ -32,6 +32,7 @@ from core.rollback_plan import plan_rollback
 from core.settings import MigrationSettings, MonitoringSettings, load_settings
 from tasks.approval import request_approval
 from tasks.rollback_tasks import apply_removal, reset_branch, validate_against_snapshot
+from tasks.run_tracking import RunTracker, migration_lease
 from tasks.schema_tasks import read_consistent_schema
 from tasks.terminus_target import Target, open_gateway
 
@@ -87,6 +88,7 @@ def audit_fields_rollback(
         snapshot_path=source.get("snapshot_path"),
         approval=ApprovalSection(required=True, timeout_seconds=approval_timeout_seconds),
     )
+    tracker = RunTracker(target, rollback, str(path))
     try:
         plan = plan_rollback(source, source=Path(report).name, current_schema=schema, current_head=head, reset=reset)
         rollback.removals = {r.class_name: sorted(r.fields) for r in plan.removals}
@@ -113,11 +115,14 @@ def audit_fields_rollback(
 
         rollback.status = "running"
         message = f"oms-audit: roll back audit fields (run {run_id})"
-        if plan.strategy == "reset" and plan.reset_to_commit:
-            reset_branch(target, plan.reset_to_commit)
-        else:
-            for removal in plan.removals:
-                apply_removal(target, removal, author, message)
+        with migration_lease(target, run_id=run_id, owner=rollback.triggered_by or author) as keeper:
+            tracker.record()
+            if plan.strategy == "reset" and plan.reset_to_commit:
+                reset_branch(target, plan.reset_to_commit)
+            else:
+                for removal in plan.removals:
+                    keeper.raise_if_lost()
+                    apply_removal(target, removal, author, message)
         validation = validate_against_snapshot(target, plan.snapshot_path)
         rollback.validation = validation
         if not validation.ok:
@@ -133,8 +138,8 @@ def audit_fields_rollback(
         logger.error("Rollback failed: %s", exc)
         raise
     finally:
-        with open_gateway(target) as gateway:
-            rollback.head_commit_after = gateway.head_commit()
+        rollback.head_commit_after = tracker.head_commit()
         rollback.finished_at = utc_now()
         save_report(rollback, path)
+        tracker.record()
         logger.info("Rollback report written to %s", path)

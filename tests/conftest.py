@@ -11,15 +11,16 @@ import pytest
 from sandbox.server import SandboxServer
 
 ADMIN_AUTH = ("admin", "root")
+ADMIN_TOKEN = "oms-audit-s3cret-admin-t0ken"  # a bearer token with admin rights (user ``automation``)
 
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
     """A running sandbox server (``.url``); admin/root basic auth; token ``reader-token`` = user ``reader``
     with read-only access to every database, token ``writer-token`` = user ``writer`` (instance writes, no
-    schema writes)."""
+    schema writes); ``ADMIN_TOKEN`` = user ``automation`` with admin rights."""
     server = SandboxServer(
-        tokens={"reader-token": "reader", "writer-token": "writer"},
+        tokens={"reader-token": "reader", "writer-token": "writer", ADMIN_TOKEN: "automation"},
         roles={"reader": {"*": "reader"}, "writer": {"*": "writer"}},
     )
     with server:

@@ -213,7 +213,7 @@ def test_insert_errors(admin_http: httpx.Client, db: str) -> None:
 
 def test_overwrite_full_replace_and_empty_body(admin_http: httpx.Client, db: str) -> None:
     version = admin_http.head(url(db)).headers["terminusdb-data-version"]
-    empty = admin_http.post(url(db), params=COMMIT, content=b"")
+    empty = admin_http.post(url(db), params=COMMIT, content=b"", headers={"Content-Type": "application/json"})
     assert empty.status_code == 200
     assert empty.json() == []
     assert empty.headers["terminusdb-data-version"] == version

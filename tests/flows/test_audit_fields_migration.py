@@ -1,0 +1,235 @@
+"""The audit-fields migration flow against the sandbox TerminusDB and Prefect's test API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.metadata_db import ensure_metadata_db, metadata_gateway
+from core.migration_lease import acquire_lease
+from core.run_history import get_run
+
+from tests.conftest import ADMIN_TOKEN
+
+from .conftest import Workspace, approve, reject
+from .helpers import document_classes, missing_audit_fields, only_report, read_report
+
+
+def head(space: Workspace) -> str:
+    with space.gateway() as gateway:
+        return gateway.head_commit()
+
+
+def schema_of(space: Workspace) -> list[dict[str, Any]]:
+    with space.gateway() as gateway:
+        return gateway.schema()
+
+
+def error_type(outcome: Any) -> str:
+    from cli.outcome import failure_of
+
+    error = failure_of(outcome.state)
+    return type(error).__name__
+
+
+def test_dry_run_plans_reports_and_changes_nothing(workspace: Workspace) -> None:
+    before = head(workspace)
+    outcome = workspace.migrate(dry_run=True)
+    assert outcome.state.is_completed(), outcome.state
+    assert outcome.answered is None, "a dry run must not pause for approval"
+    assert head(workspace) == before
+    report = only_report(workspace.reports_dir)
+    assert report["mode"] == "dry_run" and report["status"] == "planned"
+    assert report["head_commit_before"] == before and report["database"] == workspace.database
+    actions = {t["name"]: t["action"] for t in report["plan"]["types"]}
+    assert "patch" in actions.values() and "covered_by_parent" in actions.values()
+    assert all(action in {"patch", "covered_by_parent", "already_present", "skip"} for action in actions.values())
+    assert report["plan"]["estimated_duration_seconds"] > 0
+    assert len(report["plan"]["fingerprint"]) == 64
+    assert report["snapshot_path"] and read_report(report["snapshot_path"])["head_commit"] == before
+    assert ADMIN_TOKEN not in (workspace.reports_dir / Path(report["snapshot_path"]).name).read_text()
+    assert ADMIN_TOKEN not in str(report), "no secret may appear in a report"
+
+
+def test_execute_approved_gives_every_document_type_the_six_fields(workspace: Workspace) -> None:
+    with workspace.gateway() as gateway:
+        documents_before = list(gateway.iter_documents())
+    outcome = workspace.migrate(dry_run=False)
+    assert outcome.state.is_completed(), outcome.state
+    assert outcome.answered and outcome.answered["decision"] == "approve"
+
+    schema = schema_of(workspace)
+    for name in document_classes(schema):
+        assert missing_audit_fields(schema, name) == [], name
+    report = only_report(workspace.reports_dir)
+    assert report["status"] == "succeeded" and report["validation"]["ok"] is True
+    assert {c["name"] for c in report["validation"]["checks"]} >= {
+        "audit_fields_present",
+        "document_counts_unchanged",
+        "sample_stamped_write",
+        "scratch_branch_removed",
+    }
+    assert report["approval"] == report["approval"] | {"decision": "approve", "approver": "alice", "via": "test"}
+    patched = [t["name"] for t in report["plan"]["types"] if t["action"] == "patch"]
+    assert all(t["state"] == "applied" for t in report["plan"]["types"] if t["action"] == "patch")
+
+    with workspace.gateway() as gateway:
+        commits = [c for c in gateway.log() if c.author == "svc_deployment"]
+        documents_after = list(gateway.iter_documents())
+        # every existing document is still valid under the new schema: writing it back is accepted
+        gateway.replace_documents(documents_after, author="test", message="rewrite all documents")
+    assert len(commits) == len(patched), "one commit per patched type"
+    assert all(report["run_id"] in c.message for c in commits)
+    assert sorted(op["class"] for c in commits for op in (c.migration or [])[:1]) == sorted(patched)
+    assert len(documents_after) == len(documents_before)
+
+    with metadata_gateway(workspace.settings()) as meta:
+        run = get_run(meta, report["run_id"])
+    assert run is not None and run.status == "succeeded" and run.approved_by == "alice"
+    assert run.fingerprint == report["plan"]["fingerprint"]
+    assert set(run.type_states.values()) == {"applied"}
+
+
+def test_rejection_cancels_the_run_and_changes_nothing(workspace: Workspace) -> None:
+    before = head(workspace)
+    outcome = workspace.migrate(dry_run=False, answer=reject)
+    assert outcome.state.is_cancelled(), outcome.state
+    assert "not during the release freeze" in (outcome.state.message or "")
+    assert head(workspace) == before
+    report = only_report(workspace.reports_dir)
+    assert report["status"] == "rejected"
+    assert report["approval"]["decision"] == "reject" and report["approval"]["approver"] == "bob"
+
+
+def test_approval_timeout_fails_the_run_and_changes_nothing(workspace: Workspace) -> None:
+    before = head(workspace)
+    outcome = workspace.migrate(dry_run=False, answer=None, approval_timeout_seconds=2)
+    assert outcome.state.is_failed(), outcome.state
+    assert head(workspace) == before
+    report = only_report(workspace.reports_dir)
+    assert report["status"] == "failed" and report["approval"]["timed_out"] is True
+    assert report["errors"][-1]["type"] == "ApprovalTimedOut"
+
+
+def test_schema_drift_after_the_plan_stops_before_any_change(workspace: Workspace) -> None:
+    def change_schema_then_approve(description: str) -> dict[str, Any]:
+        with workspace.gateway() as gateway:
+            gateway.insert_documents(
+                [{"@type": "Class", "@id": "LateArrival", "name": "xsd:string"}],
+                author="someone",
+                message="schema changed while the plan waited",
+                graph_type="schema",
+            )
+        return approve(description)
+
+    outcome = workspace.migrate(dry_run=False, answer=change_schema_then_approve)
+    assert outcome.state.is_failed()
+    assert error_type(outcome) == "SchemaDrift"
+    schema = schema_of(workspace)
+    assert all(missing_audit_fields(schema, name) for name in document_classes(schema)), "nothing may be patched"
+    report = only_report(workspace.reports_dir)
+    assert report["errors"][-1]["type"] == "SchemaDrift"
+
+
+def test_stale_approval_is_refused(workspace: Workspace) -> None:
+    before = head(workspace)
+
+    def approve_old_plan(description: str) -> dict[str, Any]:
+        return approve(description) | {"plan_fingerprint": "0" * 64}
+
+    outcome = workspace.migrate(dry_run=False, answer=approve_old_plan)
+    assert outcome.state.is_failed() and error_type(outcome) == "StaleApproval"
+    assert head(workspace) == before
+
+
+def test_rerun_after_injected_failures_finishes_with_one_commit_per_type(workspace: Workspace, faults: Any) -> None:
+    # the plan's timing dry run and the first patch go through; then every migration call fails with 503
+    faults(method="POST", path_prefix="/api/migration/", after=2, times=4, action="status", status=503)
+    first = workspace.migrate(dry_run=False)
+    assert first.state.is_failed() and error_type(first) == "TerminusServerError"
+    failed_report = only_report(workspace.reports_dir)
+    states = [t["state"] for t in failed_report["plan"]["types"] if t["action"] == "patch"]
+    assert states.count("applied") == 1 and "failed" in states
+
+    second = workspace.migrate(dry_run=False)
+    assert second.state.is_completed(), second.state
+    schema = schema_of(workspace)
+    for name in document_classes(schema):
+        assert missing_audit_fields(schema, name) == [], name
+    with workspace.gateway() as gateway:
+        created = [
+            (op["class"], op["property"])
+            for commit in gateway.log()
+            if commit.author == "svc_deployment"
+            for op in commit.migration or []
+        ]
+        patch_commits = [c for c in gateway.log() if c.author == "svc_deployment"]
+    assert len(created) == len(set(created)), "no property may be created twice"
+    assert len(patch_commits) == len({cls for cls, _ in created}), "one commit per type"
+
+
+def test_second_run_fails_fast_while_the_lease_is_held(workspace: Workspace) -> None:
+    settings = workspace.settings()
+    with metadata_gateway(settings) as meta:
+        ensure_metadata_db(meta, settings)
+        acquire_lease(meta, database=workspace.database, owner="carol", run_id="other-run", ttl_seconds=600)
+    before = head(workspace)
+    outcome = workspace.migrate(dry_run=False)
+    assert outcome.state.is_failed() and error_type(outcome) == "LeaseHeld"
+    assert outcome.answered is None, "the run must stop before asking for approval"
+    assert "carol" in str(only_report(workspace.reports_dir)["errors"])
+    assert head(workspace) == before
+
+
+def test_conflicting_audit_field_blocks_the_plan(workspace: Workspace) -> None:
+    with workspace.gateway() as gateway:
+        gateway.insert_documents(
+            [{"@type": "Class", "@id": "Legacy", "_created_at": "xsd:string"}],
+            author="test",
+            message="a class with a clashing audit field",
+            graph_type="schema",
+        )
+    outcome = workspace.migrate(dry_run=True)
+    assert outcome.state.is_failed() and error_type(outcome) == "PlanConflict"
+    report = only_report(workspace.reports_dir)
+    assert "Legacy" in report["errors"][-1]["message"] and "_created_at" in report["errors"][-1]["message"]
+
+
+def test_unknown_include_type_is_a_clear_error(workspace: Workspace) -> None:
+    outcome = workspace.migrate(dry_run=True, include=["NoSuchType"])
+    assert outcome.state.is_failed() and error_type(outcome) == "UnknownTypes"
+    assert "NoSuchType" in only_report(workspace.reports_dir)["errors"][-1]["message"]
+
+
+def test_exclusions_are_left_alone(workspace: Workspace) -> None:
+    dry = workspace.migrate(dry_run=True)
+    patched = [t["name"] for t in only_report(workspace.reports_dir)["plan"]["types"] if t["action"] == "patch"]
+    assert dry.state.is_completed() and patched
+    excluded = patched[0]
+    for report in workspace.reports_dir.glob("*.json"):
+        report.unlink()
+    outcome = workspace.migrate(dry_run=False, exclude=[excluded])
+    assert outcome.state.is_completed(), outcome.state
+    assert missing_audit_fields(schema_of(workspace), excluded), f"{excluded} was excluded"
+
+
+def test_unreachable_terminusdb_fails_with_a_clear_error(workspace: Workspace, monkeypatch: Any) -> None:
+    from blocks.environment import resolve_terminus
+
+    monkeypatch.setenv("TERMINUS_DB_URL", "http://127.0.0.1:9")
+    resolve_terminus.cache_clear()
+    outcome = workspace.migrate(dry_run=True)
+    assert outcome.state.is_failed() and error_type(outcome) == "TerminusUnreachable"
+    message = only_report(workspace.reports_dir)["errors"][-1]["message"]
+    assert "127.0.0.1:9" in message and "sandbox" in message
+
+
+def test_nothing_to_do_succeeds_without_asking(workspace: Workspace) -> None:
+    assert workspace.migrate(dry_run=False).state.is_completed()
+    for report in workspace.reports_dir.glob("*.json"):
+        report.unlink()
+    before = head(workspace)
+    again = workspace.migrate(dry_run=False)
+    assert again.state.is_completed() and again.answered is None
+    assert head(workspace) == before
+    assert only_report(workspace.reports_dir)["status"] == "succeeded"
