@@ -8,6 +8,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 
@@ -48,7 +49,7 @@ def main() -> None:
         for run in range(REPEATS):
             base = _setup(c, f"bench_insert_{run}", with_items=False)
             items = _items()
-            inserts.append(_timed(lambda base=base, items=items: c.post(base, params=COMMIT, json=items)))
+            inserts.append(_timed(partial(c.post, base, params=COMMIT, json=items)))
         rows.append((f"insert {N:,} small documents (one POST)", inserts))
         migrations = []
         for run in range(REPEATS):
@@ -62,8 +63,8 @@ def main() -> None:
             }
             migrations.append(
                 _timed(
-                    lambda run=run, op=operation: c.post(
-                        f"/api/migration/admin/bench_migrate_{run}", json={**COMMIT, "operations": [op]}
+                    partial(
+                        c.post, f"/api/migration/admin/bench_migrate_{run}", json={**COMMIT, "operations": [operation]}
                     )
                 )
             )

@@ -82,6 +82,9 @@ def check_configuration(env: str) -> Path:
     from blocks.environment import resolve_terminus
     from core.settings import MigrationSettings, load_settings
 
+    from .prefect_api import ensure_prefect_api
+
+    ensure_prefect_api()
     try:
         resolve_terminus(env)
         return load_settings(MigrationSettings).reports_dir
@@ -120,7 +123,8 @@ def migrate(
     """Add the audit fields to every document type: --dry-run first, then --execute."""
     if dry_run == execute:
         raise fail("choose exactly one of --dry-run or --execute")
-    directory = reports_dir or check_configuration(env)
+    configured_dir = check_configuration(env)
+    directory = reports_dir or configured_dir
     from cli.flow_runner import run_flow
     from flows.audit_fields_migration import audit_fields_migration
 
@@ -162,7 +166,8 @@ def rollback(
     """Undo an audit-fields run from its report (after approval); archives the DLQ."""
     if not report.is_file():
         raise fail(f"report {report} does not exist; pass the path printed by the migration")
-    directory = reports_dir or check_configuration(env)
+    configured_dir = check_configuration(env)
+    directory = reports_dir or configured_dir
     from cli.flow_runner import run_flow
     from flows.audit_fields_rollback import audit_fields_rollback
 
@@ -194,6 +199,9 @@ def history(
     from core.run_history import list_runs
     from core.terminus import TerminusGateway
 
+    from .prefect_api import ensure_prefect_api
+
+    ensure_prefect_api()
     try:
         settings = resolve_terminus(env).settings
         with TerminusGateway(settings, database=settings.meta_database) as gateway:

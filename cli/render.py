@@ -9,24 +9,36 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from core.audit_fields import AUDIT_FIELDS
+
 console = Console()
 err_console = Console(stderr=True)
 
 
+def fields_text(fields: list[str]) -> str:
+    """``all 6`` rather than six long names when every audit field is meant."""
+    if set(fields) == set(AUDIT_FIELDS):
+        return f"all {len(AUDIT_FIELDS)}"
+    return ", ".join(fields) or "-"
+
+
 def plan_table(report: dict[str, Any]) -> Table:
     plan = report.get("plan") or {}
+    executed = report.get("mode") == "execute"
     table = Table(title=f"Plan {str(plan.get('fingerprint', ''))[:12]} for {report['database']}@{report['branch']}")
-    for column in ("type", "action", "reason", "missing fields", "documents", "state"):
-        table.add_column(column, overflow="fold", justify="right" if column == "documents" else "left")
+    table.add_column("type", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    table.add_column("fields", no_wrap=True)
+    table.add_column("docs", justify="right", no_wrap=True)
+    if executed:
+        table.add_column("state", no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
     for entry in plan.get("types", []):
-        table.add_row(
-            entry["name"],
-            entry["action"],
-            entry["reason"],
-            ", ".join(entry.get("missing_fields", [])) or "-",
-            str(entry.get("document_count", 0)),
-            entry.get("state", ""),
-        )
+        fields = fields_text(entry.get("missing_fields", [])) if entry["action"] == "patch" else "-"
+        row = [entry["name"], entry["action"], fields, str(entry.get("document_count", 0))]
+        if executed:
+            row.append("" if entry.get("state") == "not_applicable" else entry.get("state", ""))
+        table.add_row(*row, entry["reason"])
     return table
 
 

@@ -52,8 +52,21 @@ def test_two_runs_in_the_same_second_get_different_files(tmp_path: Path) -> None
 def test_saved_report_has_the_contract_fields(tmp_path: Path) -> None:
     path = save_report(make_report(errors=[ErrorEntry(type="SchemaDrift", message="drifted")]), tmp_path / "r.json")
     data = json.loads(path.read_text())
-    for key in ("mode", "status", "env", "database", "branch", "started_at", "finished_at", "head_commit_before",
-                "head_commit_after", "plan", "approval", "validation", "errors"):
+    for key in (
+        "mode",
+        "status",
+        "env",
+        "database",
+        "branch",
+        "started_at",
+        "finished_at",
+        "head_commit_before",
+        "head_commit_after",
+        "plan",
+        "approval",
+        "validation",
+        "errors",
+    ):
         assert key in data, key
     assert data["errors"][0]["type"] == "SchemaDrift"
     assert not list(tmp_path.glob(".*.tmp")), "temporary files must not be left behind"

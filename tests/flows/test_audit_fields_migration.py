@@ -8,7 +8,6 @@ from typing import Any
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_lease import acquire_lease
 from core.run_history import get_run
-
 from tests.conftest import ADMIN_TOKEN
 
 from .conftest import Workspace, approve, reject
