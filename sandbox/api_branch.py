@@ -5,17 +5,19 @@ Branches only point at commits; commits are immutable and shared, so branching a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sandbox.auth import BRANCH, COMMIT_WRITE, INSTANCE_WRITE, SCHEMA_READ
 from sandbox.context import Call, require_access
 from sandbox.descriptors import Descriptor, commit_of, database_of, parse, unknown_database
 from sandbox.errors import ApiError, GenericError
-from sandbox.store import Commit, Database
+from sandbox.store import Commit, Database, new_commit_id
 from sandbox.wire import Response, json_response
 
 BRANCH_ERROR_TYPE = "api:BranchErrorResponse"
 RESET_ERROR_TYPE = "api:ResetErrorResponse"
+SQUASH_ERROR_TYPE = "api:SquashErrorResponse"
 PREFIX_ERROR_TYPE = "api:PrefixErrorResponse"
 
 BRANCH_OK = {"@type": "api:BranchResponse", "api:status": "api:success"}
@@ -41,6 +43,15 @@ def _error(kind: str, message: str, **fields: Any) -> ApiError:
     return ApiError({"@type": f"api:{kind}", **{f"api:{k}": v for k, v in fields.items()}}, message)
 
 
+def _not_a_branch(path: str) -> ApiError:
+    return _error("NotABranchDescriptorError", f"The path {path} is not a branch descriptor", absolute_descriptor=path)
+
+
+def _quoted(text: str) -> str:
+    """TerminusDB's ``~q`` rendering of an atom/string in messages."""
+    return "'" + text.replace("'", "\\'") + "'"
+
+
 def _body_object(call: Call, expected: list[str]) -> dict[str, Any]:
     if not call.request.has_body:
         raise bad_api_document(expected, None)
@@ -52,19 +63,27 @@ def _body_object(call: Call, expected: list[str]) -> dict[str, Any]:
 
 def _origin_commit(call: Call, target: Descriptor, db: Database, origin: Any) -> Commit:
     if not isinstance(origin, str) or not origin:
-        raise _error("BadOriginAbsoluteDescriptor", f"Bad origin descriptor: {origin}", absolute_descriptor=origin)
+        raise _error(
+            "BadOriginAbsoluteDescriptor",
+            f"Invalid origin absolute resource descriptor: {_quoted(origin)}",
+            absolute_descriptor=origin,
+        )
     if "/" not in origin.strip("/"):
         source = Descriptor("branch", target.org, target.db, target.repo, origin.strip("/"))
     else:
         parsed = parse(origin)
         if parsed is None:
-            raise _error("BadOriginAbsoluteDescriptor", f"Bad origin descriptor: {origin}", absolute_descriptor=origin)
+            raise _error(
+                "BadOriginAbsoluteDescriptor",
+                f"Invalid origin absolute resource descriptor: {_quoted(origin)}",
+                absolute_descriptor=origin,
+            )
         source = parsed
     if source.kind not in ("branch", "commit"):
         raise _error(
             "NotASourceBranchDescriptorError",
-            f"The origin is not a branch or commit: {origin}",
-            absolute_descriptor=origin,
+            f"The source path {_quoted(source.text())} is not a valid descriptor for branching",
+            absolute_descriptor=source.text(),
         )
     source_db = call.store.get(source.org, source.db)
     if source_db is None:
@@ -78,7 +97,9 @@ def _origin_commit(call: Call, target: Descriptor, db: Database, origin: Any) ->
     if source.kind == "branch":
         head = source_db.head(source.name) if source.repo == "local" else None
         if head is None:
-            raise _error("OriginBranchDoesNotExist", f"Origin branch does not exist: {source.name}", branch=origin)
+            raise _error(
+                "OriginBranchDoesNotExist", f"Origin branch does not exist as specified {origin}", branch=origin
+            )
         commit = head
     else:
         found = source_db.commits.get(source.name)
@@ -103,17 +124,21 @@ def post_branch(call: Call) -> Response:
     if target.kind != "branch":
         raise _error(
             "NotATargetBranchDescriptorError",
-            f"The target is not a branch descriptor: {target.text()}",
+            f"The target {_quoted(target.text())} is not a branch descriptor",
             absolute_descriptor=target.text(),
         )
     body = _body_object(call, ["origin"])
     db = database_of(call.store, target)
     if target.repo != "local":
-        raise _error("NotLocalRepositoryError", f"Not a local repository: {target.repo}", repository=target.repo)
+        raise _error(
+            "NotLocalRepositoryError",
+            f"Attempt to branch from remote repository {target.text()}",
+            absolute_descriptor=target.text(),
+        )
     require_access(call.user, BRANCH, db)
     with db.lock:
         if target.name in db.branches:
-            raise _error("BranchExistsError", f"Branch already exists: {target.name}", branch_name=target.name)
+            raise _error("BranchExistsError", f"Branch {target.name} already exists", branch_name=target.name)
         if "origin" in body:
             commit = _origin_commit(call, target, db, body["origin"])
             db.set_head(target.name, commit)
@@ -131,16 +156,14 @@ def post_branch(call: Call) -> Response:
 def delete_branch(call: Call) -> Response:
     target = parse(call.rest)
     if target is None or target.kind != "branch":
-        raise _error(
-            "NotABranchDescriptorError", f"Not a branch descriptor: {call.rest}", absolute_descriptor=call.rest
-        )
+        raise _not_a_branch(call.rest)
     db = database_of(call.store, target)
     require_access(call.user, BRANCH, db)
     with db.lock:
         if target.name == "main":
-            raise _error("BranchMainDeletionError", "The main branch can not be deleted")
+            raise _error("BranchMainDeletionError", "Branch 'main' should not be deleted as it is special")
         if target.name not in db.branches:
-            raise _error("BranchDoesNotExistError", f"Branch does not exist: {target.name}", branch_name=target.name)
+            raise _error("BranchDoesNotExistError", f"Branch {target.name} does not exist", branch_name=target.name)
         db.drop_branch(target.name)
     call.store.save()
     return json_response(BRANCH_OK)
@@ -149,9 +172,7 @@ def delete_branch(call: Call) -> Response:
 def post_reset(call: Call) -> Response:
     target = parse(call.rest)
     if target is None or target.kind != "branch":
-        raise _error(
-            "NotABranchDescriptorError", f"Not a branch descriptor: {call.rest}", absolute_descriptor=call.rest
-        )
+        raise _not_a_branch(call.rest)
     body = _body_object(call, ["commit_descriptor"])
     ref = body.get("commit_descriptor")
     if not isinstance(ref, str):
@@ -163,15 +184,20 @@ def post_reset(call: Call) -> Response:
     if "/" in ref.strip("/"):
         source = parse(ref)
         if source is None:
-            raise _error("InvalidRefPath", f"Invalid ref path: {ref}", ref_path=ref)
+            raise _error("InvalidRefPath", f"Invalid ref path: {ref}", ref=ref)
         if source.kind != "commit":
-            raise _error("NotACommitDescriptorError", f"Not a commit descriptor: {ref}", descriptor=ref)
+            raise _error(
+                "NotACommitDescriptorError",
+                f"The path {source.text()} is not a commit descriptor",
+                absolute_descriptor=source.text(),
+            )
         if (source.org, source.db, source.repo) != (target.org, target.db, target.repo):
             raise _error(
                 "DifferentRepositoriesError",
-                f"The commit {ref} is in a different repository",
-                source_repository=f"{source.org}/{source.db}/{source.repo}",
-                target_repository=f"{target.org}/{target.db}/{target.repo}",
+                f"The repository of the path to be reset {target.text()} is not in the same repository as the "
+                f"commit which is in {source.text()}",
+                source_absolute_descriptor=target.text(),
+                target_absolute_descriptor=source.text(),
             )
         commit_id = source.name
     else:
@@ -179,10 +205,53 @@ def post_reset(call: Call) -> Response:
     with db.lock:
         commit = db.commits.get(commit_id)
         if commit is None:
-            raise _error("UnresolvableCommitId", f"Unresolvable commit id: {commit_id}", commit_id=commit_id)
+            raise _error("UnresolvableCommitId", f"Invalid ref path: {commit_id}", commit=commit_id)
         db.set_head(target.name, commit)
     call.store.save()
     return json_response({"@type": "api:ResetResponse", "api:status": "api:success"})
+
+
+def post_squash(call: Call) -> Response:
+    """A new parentless commit holding the branch's current state; the branch itself does not move."""
+    target = parse(call.rest)
+    if target is None or target.kind != "branch":
+        raise _not_a_branch(call.rest)
+    body = _body_object(call, ["commit_info"])
+    info = body.get("commit_info")
+    if not isinstance(info, dict):
+        raise bad_api_document(["commit_info"], body)
+    db = database_of(call.store, target)
+    require_access(call.user, COMMIT_WRITE, db)
+    with db.lock:
+        head = db.head(target.name) if target.repo == "local" else None
+        if head is None:
+            raise _error(
+                "UnresolvableAbsoluteDescriptor",
+                f"The path {target.text()} can not be resolved to a resource",
+                absolute_descriptor=target.text(),
+            )
+        squashed = Commit(
+            identifier=new_commit_id(),
+            author=str(info.get("author", "")),
+            message=str(info.get("message", "")),
+            timestamp=time.time(),
+            schema=head.schema,
+            instances=head.instances,
+            schema_layer=head.schema_layer,
+            instance_layer=head.instance_layer,
+            user=call.user.iri,
+        )
+        db.commits[squashed.identifier] = squashed
+    call.store.save()
+    repo = f"{target.org}/{target.db}/{target.repo}"
+    return json_response(
+        {
+            "@type": "api:SquashResponse",
+            "api:commit": f"{repo}/commit/{squashed.identifier}",
+            "api:old_commit": f"{repo}/commit/{head.identifier}",
+            "api:status": "api:success",
+        }
+    )
 
 
 def get_prefixes(call: Call) -> Response:

@@ -11,7 +11,7 @@ from sandbox.context import Call, require_access
 from sandbox.errors import ApiError, GenericError
 from sandbox.params import Params, missing_parameter
 from sandbox.store import DEFAULT_PREFIXES, Database
-from sandbox.wire import Response, json_response
+from sandbox.wire import Response, json_response, require_json_content_type
 
 CREATE_ERROR_TYPE = "api:DbCreateErrorResponse"
 DELETE_ERROR_TYPE = "api:DbDeleteErrorResponse"
@@ -45,21 +45,30 @@ def _unknown_db(org: str, name: str) -> ApiError:
     )
 
 
+def _prolog_quoted(text: str) -> str:
+    """How TerminusDB's ``~q`` prints an atom in messages (``'x'``, quotes doubled)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _check_names(org: str, name: str) -> None:
     if org == "":
         raise ApiError(
             {"@type": "api:InvalidOrganizationName", "api:organization_name": org},
-            "Organization name is invalid: it must not be empty",
+            f"Invalid organization name: {_prolog_quoted(org)}",
         )
     if name == "" or "|" in name:
         raise ApiError(
             {"@type": "api:InvalidDatabaseName", "api:database_name": name},
-            f"Database name '{name}' is invalid: it must not be empty or contain '|'",
+            f"Invalid database name: {_prolog_quoted(name)}",
         )
+
+
+def _check_name_length(org: str, name: str) -> None:
+    """Creation only: the store label ``org|db`` (form-encoded) must stay within the label length limit."""
     if len(quote_plus(org)) + 3 + len(quote_plus(name)) > 249:
         raise ApiError(
-            {"@type": "api:DatabaseNameTooLong", "api:database_name": name},
-            "Database name too long",
+            {"@type": "api:DatabaseNameTooLong", "api:organization_name": org, "api:database_value": name},
+            f"The combination of organization {org} and database {name} results in a database name that is too long.",
         )
 
 
@@ -81,10 +90,12 @@ def _existing(call: Call, org: str, name: str) -> Database:
 
 
 def create_db(call: Call) -> Response:
+    require_json_content_type(call.request)
     org, name = _org_db(call.rest)
     body = call.request.json_object_body() or {}
     params = Params({}, body)
     _check_names(org, name)
+    _check_name_length(org, name)
     label = params.text("label", non_empty=True)
     if label is None:
         raise missing_parameter("label")
@@ -97,7 +108,7 @@ def create_db(call: Call) -> Response:
         if not isinstance(value, str) or not _URI_WITH_SCHEME.match(value):
             raise ApiError(
                 {"@type": "api:InvalidPrefix", "api:prefix_name": prefix, "api:prefix_value": value},
-                f"Prefix '{prefix}' is not a URI with a scheme: {value!r}",
+                f"The value for the prefix {_prolog_quoted(prefix)} ({value}) is not a valid URI prefix.",
             )
         context[prefix] = value
     if org not in call.store.organizations:

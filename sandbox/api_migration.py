@@ -17,7 +17,7 @@ from sandbox.descriptors import Descriptor, commit_of, database_of, parse, unres
 from sandbox.errors import ApiError
 from sandbox.params import LIST, Params, missing_parameter
 from sandbox.store import Commit, Database
-from sandbox.wire import Response, json_response
+from sandbox.wire import Response, json_response, require_json_content_type
 
 ERROR_TYPE = "api:MigrationErrorResponse"
 
@@ -73,6 +73,8 @@ def _operations_from_target(db: Database, head: Commit, target_path: str) -> lis
 
 
 def post_migration(call: Call) -> Response:
+    if call.request.has_body:
+        require_json_content_type(call.request)
     body = call.request.json_object_body()
     params = Params(call.request.query, body)
     author = params.text("author", required=True)

@@ -423,7 +423,6 @@ class _Elaborator:
                         "@type": "api:SubmittedDocumentIdDoesNotHaveExpectedPrefix",
                         "api:submitted_id": submitted_full,
                         "api:prefix": base,
-                        "api:document": doc,
                     },
                     f"Document id {_q(submitted_full)} does not have expected prefix {_q(base)}",
                 )
@@ -434,7 +433,6 @@ class _Elaborator:
                     "@type": "api:SubmittedIdDoesNotMatchGeneratedId",
                     "api:submitted_id": submitted_full,
                     "api:generated_id": generated,
-                    "api:document": doc,
                 },
                 f"Document was submitted with id {_q(submitted_full)}, but id {_q(generated)} was generated",
             )

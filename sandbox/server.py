@@ -2,6 +2,24 @@
 
 Built on the stdlib ``ThreadingHTTPServer`` so the sandbox needs nothing beyond Python itself. Each route
 names the error envelope TerminusDB uses for it, so handlers only raise errors and never format them.
+
+Known differences from TerminusDB
+---------------------------------
+* ``ValueHash`` ids use the sandbox's own stable content hash (64 hex), not TerminusDB's Prolog-printed hash.
+* Migration ops ``CastClassProperty``, ``ChangeParents`` and ``ChangeKey`` answer HTTP 500
+  (``api:UnhandledErrorResponse``); ``MoveClass`` and ``target`` mode cover only the cases we need.
+* A nested object that is not a subdocument is stored as a reference to a separate document.
+* After a schema change, stored base-type values are not re-parsed against a changed base type; instead every
+  instance (not only the latest layer's) is re-checked for structure - stricter than TerminusDB.
+* Guessed witness shapes (not confirmed against TerminusDB's source): ``not_a_valid_enum``,
+  ``no_choice_is_cardinality_one`` / ``choice_has_too_many_answers`` (TaggedUnion / ``@oneOf``).
+  ``violation_of_diamond_property`` ({"@type", "class", "predicate"}, full IRIs) matches the source.
+* ``compress_ids=false`` expands ids, keys and reference values but leaves enum values short.
+* Exact message texts of ``api:MissingContentTypeErrorResponse`` / ``api:BadContentTypeErrorResponse`` and of
+  a few other errors are paraphrased; types, fields and statuses follow TerminusDB.
+* Squash of a branch without any commit (``api:EmptySquashResponse``) cannot happen: every sandbox branch has
+  a head commit. Diff/apply, WOQL, GraphQL, frames, remotes and user/organisation management are absent.
+* Layer ids are random (40 hex, TerminusDB's format); ``_system`` has a fixed data version per process.
 """
 
 from __future__ import annotations
@@ -9,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -96,6 +115,7 @@ ROUTES: list[Route] = [
     Route("/api/log/", {"GET": (api_history.get_log, api_history.LOG_ERROR_TYPE)}),
     Route("/api/history/", {"GET": (api_history.get_history, api_history.HISTORY_ERROR_TYPE)}),
     Route("/api/reset/", {"POST": (api_branch.post_reset, api_branch.RESET_ERROR_TYPE)}),
+    Route("/api/squash/", {"POST": (api_branch.post_squash, api_branch.SQUASH_ERROR_TYPE)}),
     Route("/api/prefixes/", {"GET": (api_branch.get_prefixes, api_branch.PREFIX_ERROR_TYPE)}),
 ]
 
@@ -249,10 +269,28 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in response.headers.items():
             self.send_header(name, value)
         body = b"" if method == "HEAD" else response.body
+        if response.chunked and method != "HEAD":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(_chunked(body))
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if body:
             self.wfile.write(body)
+
+
+_CHUNK_SIZE = 64 * 1024
+
+
+def _chunked(body: bytes) -> bytes:
+    """``body`` in HTTP/1.1 chunked framing (written in one go: the framing, not the timing, is what clients see)."""
+    parts = []
+    for start in range(0, len(body), _CHUNK_SIZE):
+        piece = body[start : start + _CHUNK_SIZE]
+        parts.append(b"%x\r\n%s\r\n" % (len(piece), piece))
+    parts.append(b"0\r\n\r\n")
+    return b"".join(parts)
 
 
 class _Server(ThreadingHTTPServer):
@@ -263,6 +301,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
         super().__init__(address, _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (timeout, dropped keep-alive) is routine, not a server error worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _check_loopback(host: str) -> None:

@@ -36,7 +36,8 @@ def new_commit_id() -> str:
 
 
 def new_layer_id() -> str:
-    return "layer_data:Layer_" + secrets.token_hex(32)
+    """Layer ids are 40 hex digits in TerminusDB (``layer_data:Layer_<40 hex>``)."""
+    return "layer_data:Layer_" + secrets.token_hex(20)
 
 
 @dataclass(eq=False)

@@ -58,6 +58,7 @@ class Response:
     content_type: str | None = JSON_TYPE
     headers: dict[str, str] = field(default_factory=dict)
     drop_connection: bool = False
+    chunked: bool = False  # sent with ``Transfer-Encoding: chunked`` (document streams, like TerminusDB)
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -208,6 +209,30 @@ def _trace_id(request: Request | None) -> str | None:
         return None
     parts = parent.split("-")
     return parts[1] if len(parts) >= 2 else None
+
+
+def require_json_content_type(request: Request) -> None:
+    """TerminusDB's check on JSON-reading endpoints: a missing or non-JSON ``Content-Type`` is refused
+    before anything else (even before the database is looked up)."""
+    content_type = request.header("content-type")
+    if content_type is None:
+        raise GenericError(
+            400,
+            {
+                "@type": "api:MissingContentTypeErrorResponse",
+                "api:status": "api:failure",
+                "api:message": "Missing 'Content-Type' header. Expected value: application/json",
+            },
+        )
+    if not content_type.strip().lower().startswith("application/json"):
+        raise GenericError(
+            400,
+            {
+                "@type": "api:BadContentTypeErrorResponse",
+                "api:status": "api:failure",
+                "api:message": f"Bad 'Content-Type' header. Expected value: application/json. Found: {content_type}",
+            },
+        )
 
 
 def not_found(path: str) -> Response:
