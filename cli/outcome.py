@@ -11,8 +11,12 @@ from prefect.states import State
 
 from core.errors import (
     ApprovalRejected,
+    AuthenticationFailed,
+    BranchNotFound,
     ConfigError,
+    DatabaseNotFound,
     LeaseHeld,
+    PermissionDenied,
     PlanConflict,
     RollbackRefused,
     SchemaDrift,
@@ -26,7 +30,8 @@ EXIT_USAGE = 2
 EXIT_STOPPED = 3
 
 STOPPED = (SchemaDrift, LeaseHeld, StaleApproval, PlanConflict, ApprovalRejected, RollbackRefused)
-USAGE = (ConfigError, UnknownTypes)
+# Wrong names, wrong credentials, missing rights: the command or its configuration must change, not the data.
+USAGE = (ConfigError, UnknownTypes, AuthenticationFailed, PermissionDenied, DatabaseNotFound, BranchNotFound)
 
 
 def failure_of(state: State[Any]) -> BaseException | None:

@@ -99,6 +99,7 @@ class MigrationReport(BaseModel):
     plan: PlanSection | None = None
     approval: ApprovalSection
     validation: ValidationSection | None = None
+    warnings: list[str] = Field(default_factory=list)
     errors: list[ErrorEntry] = Field(default_factory=list)
 
     def to_json(self) -> str:

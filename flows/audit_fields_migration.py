@@ -20,10 +20,9 @@ from core.errors import (
     ApprovalTimedOut,
     MigrationValidationFailed,
     PlanConflict,
-    SchemaDrift,
     StaleApproval,
 )
-from core.migration_plan import MigrationPlan, build_plan
+from core.migration_plan import MigrationPlan, build_plan, check_drift
 from core.migration_report import (
     ApprovalSection,
     ErrorEntry,
@@ -34,6 +33,7 @@ from core.migration_report import (
     save_report,
     utc_now,
 )
+from core.schema_analysis import SchemaAnalysis
 from core.settings import MigrationSettings, load_settings
 from tasks.approval import request_approval
 from tasks.artifacts import advance_progress, publish_plan, publish_report, start_progress
@@ -62,9 +62,20 @@ def plan_section(plan: MigrationPlan) -> PlanSection:
             )
             for t in plan.analysis.types
         ],
-        conflicts=[
-            f"{c.class_name}.{c.field}: found {c.found}, expected {c.expected}" for c in plan.analysis.conflicts
+    )
+
+
+def blocked_plan_section(analysis: SchemaAnalysis) -> PlanSection:
+    """What the report shows when conflicts block the plan: every type's classification and each conflict."""
+    return PlanSection(
+        fingerprint="",
+        estimated_duration_seconds=0.0,
+        estimate_basis="no plan: conflicting audit-field declarations block it",
+        types=[
+            TypeEntry(name=t.name, action=str(t.action), reason=t.reason, document_count=t.document_count)
+            for t in analysis.types
         ],
+        conflicts=[c.message for c in analysis.conflicts],
     )
 
 
@@ -131,12 +142,18 @@ def audit_fields_migration(
         snapshot_path, head = snapshot_schema(target, str(directory), run_id)
         report.snapshot_path, report.head_commit_before = snapshot_path, head
         analysis = analyze_target(target, include or [], exclude or [])
-        plan = plan_migration(target, analysis)
+        if analysis.conflicts:
+            report.plan = blocked_plan_section(analysis)
+            raise PlanConflict(analysis.conflicts)
+        plan, refused = plan_migration(target, analysis)
         report.plan = plan_section(plan)
         publish_plan(plan)
         logger.info("Plan %s: %d types to patch", plan.fingerprint[:12], len(plan.operations))
-        if analysis.conflicts:
-            raise PlanConflict(analysis.conflicts)
+        if refused is not None:
+            if not dry_run:
+                raise refused
+            report.warnings.append(f"The plan could not be timed and executing it will fail: {refused}")
+            logger.warning("%s", report.warnings[-1])
         if dry_run:
             report.status = "planned"
             return {"status": report.status, "report_path": str(path), "fingerprint": plan.fingerprint}
@@ -176,13 +193,8 @@ def audit_fields_migration(
 
             report.status = "running"
             save_report(report, path)
-            current = build_plan(
-                analyze_target(target, include or [], exclude or []),
-                database=target.database,
-                branch=target.branch,
-            )
-            if current.fingerprint != plan.fingerprint:
-                raise SchemaDrift(plan.fingerprint, current.fingerprint)
+            current = analyze_target(target, include or [], exclude or [])
+            check_drift(plan.fingerprint, build_plan(current, database=target.database, branch=target.branch))
 
             total = len(plan.operations)
             progress = start_progress(total)

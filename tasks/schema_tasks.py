@@ -9,6 +9,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
+from core.errors import PermissionDenied
 from core.migration_plan import MigrationPlan, build_plan
 from core.schema_analysis import SchemaAnalysis, analyze_schema
 from core.schema_snapshot import SchemaSnapshot, take
@@ -54,19 +55,27 @@ def analyze_target(target: Target, include: list[str], exclude: list[str]) -> Sc
 
 
 @task(name="plan", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
-def plan_migration(target: Target, analysis: SchemaAnalysis) -> MigrationPlan:
-    """Build the plan and time one dry-run migration call, so the duration estimate rests on a measurement."""
+def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationPlan, PermissionDenied | None]:
+    """Build the plan and time one dry-run migration call, so the duration estimate rests on a measurement.
+
+    The timing call is also the earliest proof that the user may change the schema: a refusal comes back
+    beside the plan (a dry run reports it as a warning; an execution stops on it before asking anyone).
+    """
     draft = build_plan(analysis, database=target.database, branch=target.branch)
     if not draft.operations:
-        return draft
+        return draft, None
     sample = draft.operations[0]
     with open_gateway(target) as gateway:
         started = time.perf_counter()
-        gateway.migrate(
-            sample.to_operations(),
-            author="oms-audit",
-            message="audit-fields plan: timing dry run",
-            dry_run=True,
-        )
+        try:
+            gateway.migrate(
+                sample.to_operations(),
+                author="oms-audit",
+                message="audit-fields plan: timing dry run",
+                dry_run=True,
+            )
+        except PermissionDenied as refused:
+            return draft, refused
         seconds_per_call = time.perf_counter() - started
-    return build_plan(analysis, database=target.database, branch=target.branch, seconds_per_call=seconds_per_call)
+    plan = build_plan(analysis, database=target.database, branch=target.branch, seconds_per_call=seconds_per_call)
+    return plan, None

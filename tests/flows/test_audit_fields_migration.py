@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_lease import acquire_lease
 from core.run_history import get_run
@@ -232,3 +234,54 @@ def test_nothing_to_do_succeeds_without_asking(workspace: Workspace) -> None:
     assert again.state.is_completed() and again.answered is None
     assert head(workspace) == before
     assert only_report(workspace.reports_dir)["status"] == "succeeded"
+
+
+def test_wrong_credentials_fail_without_retrying(workspace: Workspace, monkeypatch: Any) -> None:
+    from blocks.environment import resolve_terminus
+
+    monkeypatch.setenv("TERMINUS_DB_TOKEN", "not-a-valid-token")
+    resolve_terminus.cache_clear()
+    outcome = workspace.migrate(dry_run=True)
+    assert outcome.state.is_failed() and error_type(outcome) == "AuthenticationFailed"
+    message = only_report(workspace.reports_dir)["errors"][-1]["message"]
+    assert "TERMINUS_DB_TOKEN" in message and "not-a-valid-token" not in message
+
+
+@pytest.mark.parametrize(("parameter", "error"), [("database", "DatabaseNotFound"), ("branch", "BranchNotFound")])
+def test_missing_database_or_branch_is_named(workspace: Workspace, parameter: str, error: str) -> None:
+    outcome = workspace.migrate(dry_run=True, **{parameter: "no_such_thing"})
+    assert outcome.state.is_failed() and error_type(outcome) == error
+    assert "no_such_thing" in only_report(workspace.reports_dir)["errors"][-1]["message"]
+
+
+def test_user_without_schema_rights(workspace: Workspace, monkeypatch: Any) -> None:
+    from blocks.environment import resolve_terminus
+
+    monkeypatch.setenv("TERMINUS_DB_TOKEN", "writer-token")  # may write documents, not the schema
+    resolve_terminus.cache_clear()
+    before = head(workspace)
+    dry = workspace.migrate(dry_run=True)
+    assert dry.state.is_completed(), "a dry run still shows the plan"
+    report = only_report(workspace.reports_dir)
+    assert report["status"] == "planned" and "schema:admin" in report["warnings"][0]
+    for path in workspace.reports_dir.glob("*.json"):
+        path.unlink()
+
+    run = workspace.migrate(dry_run=False)
+    assert run.state.is_failed() and error_type(run) == "PermissionDenied"
+    assert run.answered is None, "nobody is asked to approve a plan that cannot be applied"
+    assert "schema:admin" in only_report(workspace.reports_dir)["errors"][-1]["message"]
+    assert head(workspace) == before
+
+
+def test_empty_schema_has_nothing_to_do(workspace: Workspace, make_db: Any, monkeypatch: Any) -> None:
+    from blocks.environment import resolve_terminus
+
+    empty = make_db("empty")
+    monkeypatch.setenv("TERMINUS_DB_NAME", empty)
+    resolve_terminus.cache_clear()
+    dry = workspace.migrate(dry_run=True)
+    assert dry.state.is_completed()
+    report = only_report(workspace.reports_dir)
+    assert report["plan"]["operations"] == 0 and [t["name"] for t in report["plan"]["types"]] == ["@context"]
+    assert workspace.migrate(dry_run=False).state.is_completed()
