@@ -181,8 +181,8 @@ def rollback(
         "dlq_dir": str(dlq_dir) if dlq_dir else None,
         "triggered_by": getpass.getuser(),
     }
-    with console.status("Rolling back…"):
-        outcome = run_flow(audit_fields_rollback, parameters, answer=terminal_answer(yes=yes, what="rollback"))
+    console.print(f"Rolling back the run of {report.name}…")
+    outcome = run_flow(audit_fields_rollback, parameters, answer=terminal_answer(yes=yes, what="rollback"))
     finish(outcome.state, directory, outcome.flow_run_id, ROLLBACK_REPORT_PREFIX, show_plan=False)
 
 

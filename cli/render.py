@@ -52,6 +52,7 @@ def summary_table(report: dict[str, Any], path: Path) -> Table:
         ("status", report.get("status", "?")),
         ("mode", report.get("mode", "?")),
         ("database", f"{report.get('database')}@{report.get('branch')} (env {report.get('env')})"),
+        ("server", f"{report.get('terminus_url')} (settings from {report.get('config_source')})"),
         (
             "head commit",
             f"{report.get('head_commit_before')} -> {report.get('head_commit_after') or '(unchanged)'}",

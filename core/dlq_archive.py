@@ -2,7 +2,8 @@
 
 Each ``audit_dlq_<type>.jsonl`` (and any ``.claimed-*`` file a sweep left) is renamed into
 ``<dlq dir>/archive/<label>/`` while holding the same exclusive ``flock`` writers take, so no line being
-appended is lost: a writer that was waiting reopens the path and starts a fresh file.
+appended is lost. Writers must therefore check, once they hold the lock, that the path still names the file
+they opened (same inode) and otherwise reopen it, which starts a fresh file.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def archive_dlq_files(dlq_dir: Path, label: str) -> list[Path]:
         if not path.is_file():
             continue
         destination.mkdir(parents=True, exist_ok=True)
-        target = destination / path.name
+        target = _free_name(destination / path.name)
         with path.open("ab") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             try:
@@ -33,3 +34,12 @@ def archive_dlq_files(dlq_dir: Path, label: str) -> list[Path]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         archived.append(target)
     return archived
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``… when an earlier archive under the same label holds that name."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate

@@ -403,13 +403,16 @@ class UnknownTypes(MigrationError):
 class SchemaDrift(MigrationError):
     """The schema or head commit changed since the plan was approved."""
 
-    def __init__(self, expected_fingerprint: str, actual_fingerprint: str) -> None:
+    def __init__(self, expected_fingerprint: str, actual_fingerprint: str, *, changes: Iterable[str] = ()) -> None:
+        changed = list(changes)
+        what = f" ({'; '.join(changed[:5])}{'; …' if len(changed) > 5 else ''})" if changed else ""
         super().__init__(
-            f"The schema changed since the plan was approved (plan fingerprint {expected_fingerprint}, "
-            f"now {actual_fingerprint}). Re-run the dry run and approve the new plan."
+            f"The schema changed since the plan was approved{what} (plan fingerprint {expected_fingerprint}, "
+            f"now {actual_fingerprint}). Nothing was changed; re-run the dry run and approve the new plan."
         )
         self.expected_fingerprint = expected_fingerprint
         self.actual_fingerprint = actual_fingerprint
+        self.changes = changed
 
 
 class LeaseHeld(MigrationError):

@@ -21,6 +21,7 @@ ROLLBACK_REPORT_PREFIX = "rollback_report_audit_fields_"
 
 ReportMode = Literal["dry_run", "execute"]
 ReportStatus = Literal["planned", "awaiting_approval", "running", "succeeded", "failed", "rejected"]
+FINAL_STATUSES = ("planned", "succeeded", "failed", "rejected")
 TypeState = Literal["pending", "applying", "applied", "failed", "not_applicable"]
 
 
@@ -87,6 +88,8 @@ class MigrationReport(BaseModel):
     env: str
     database: str
     branch: str
+    terminus_url: str | None = None
+    config_source: str | None = None
     run_id: str
     flow_run_id: str | None = None
     triggered_by: str | None = None
@@ -161,8 +164,10 @@ class RollbackReport(BaseModel):
     strategy: Literal["remove_fields", "reset"]
     source_report: str
     env: str
-    database: str
-    branch: str
+    database: str = ""
+    branch: str = ""
+    terminus_url: str | None = None
+    config_source: str | None = None
     run_id: str
     triggered_by: str | None = None
     service_account: str

@@ -5,7 +5,6 @@ Rollback starts from it: it says which commit to reset to and what the schema mu
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,25 +47,3 @@ def take(database: str, branch: str, head_commit: str, schema_documents: list[di
         taken_at=datetime.now(UTC),
         schema_documents=schema_documents,
     )
-
-
-def _canonical(document: dict[str, Any]) -> str:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-
-def schema_differences(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> list[str]:
-    """Human-readable differences between two schema graphs, ignoring document order (empty = equal)."""
-
-    def by_id(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {str(doc.get("@id", doc.get("@type"))): doc for doc in documents}
-
-    want, got = by_id(expected), by_id(actual)
-    differences = [f"{name}: missing" for name in sorted(want.keys() - got.keys())]
-    differences += [f"{name}: unexpected" for name in sorted(got.keys() - want.keys())]
-    for name in sorted(want.keys() & got.keys()):
-        if _canonical(want[name]) != _canonical(got[name]):
-            extra = sorted(got[name].keys() - want[name].keys())
-            lost = sorted(want[name].keys() - got[name].keys())
-            detail = ", ".join([*(f"+{k}" for k in extra), *(f"-{k}" for k in lost)]) or "changed values"
-            differences.append(f"{name}: {detail}")
-    return differences

@@ -1,31 +1,27 @@
 """The audit-fields migration: the deployment guide's steps 1-3 as one Prefect flow.
 
-snapshot -> analyze -> plan + report (a dry run ends here) -> approval pause -> patch each type -> validate
--> report. Nothing touches the schema before an approver says yes, the plan they approved is the plan that
-runs (fingerprint re-checked after the pause), and one migration per database runs at a time (lease).
+snapshot -> analyze -> plan + report (a dry run ends here) -> approve (pause) -> patch each type -> validate
+-> report. Nothing touches the schema before an approver says yes; the plan they approved is the plan that
+runs (re-analysed after the pause: any schema change since the snapshot stops the run); one migration per
+database at a time (lease). The JSON report is rewritten at every step, so even a crash leaves it current.
 """
 
 from __future__ import annotations
 
 import getpass
+import uuid
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 
-from core.errors import (
-    ApprovalTimedOut,
-    MigrationValidationFailed,
-    PlanConflict,
-    StaleApproval,
-)
-from core.migration_plan import MigrationPlan, build_plan, check_drift
+from core.errors import ApprovalTimedOut, MigrationValidationFailed, PlanConflict
+from core.migration_commits import patch_message
+from core.migration_plan import MigrationPlan
 from core.migration_report import (
     ApprovalSection,
-    ErrorEntry,
     MigrationReport,
     PlanSection,
     TypeEntry,
@@ -35,12 +31,13 @@ from core.migration_report import (
 )
 from core.schema_analysis import SchemaAnalysis
 from core.settings import MigrationSettings, load_settings
-from tasks.approval import request_approval
-from tasks.artifacts import advance_progress, publish_plan, publish_report, start_progress
+from tasks.approval import approved, rejection_message, request_approval
+from tasks.artifacts import publish_plan, start_progress
 from tasks.patching import patch_type
+from tasks.reporting import close_report, record_failure
 from tasks.run_tracking import RunTracker, migration_lease
-from tasks.schema_tasks import analyze_target, plan_migration, snapshot_schema
-from tasks.terminus_target import resolve_target
+from tasks.schema_tasks import analyze_target, check_for_drift, plan_migration, snapshot_schema
+from tasks.terminus_target import Target, configuration_of, resolve_target
 from tasks.validation import validate_target
 
 
@@ -85,6 +82,31 @@ def _run_name() -> str:
     return f"audit-fields-{params.get('env', 'local')}-{mode}"
 
 
+def _patch_all(
+    target: Target, plan: MigrationPlan, report: MigrationReport, path: Path, tracker: RunTracker, keeper: Any
+) -> None:
+    """One patch task (one commit) per type, in plan order; the report and history follow every step."""
+    assert report.plan is not None
+    states = {entry.name: entry for entry in report.plan.types}
+    progress = start_progress(len(plan.operations))
+    message = patch_message(report.run_id)
+    for done, operation in enumerate(plan.operations, start=1):
+        keeper.raise_if_lost()
+        states[operation.class_name].state = "applying"
+        # One history write per type: it also carries the previous type's "applied" (the report, a cheap
+        # local file, is saved on both sides of the patch); the final record closes the loop.
+        save_report(report, path)
+        tracker.record()
+        try:
+            patch_type(target, operation, report.service_account, message)
+        except BaseException:
+            states[operation.class_name].state = "failed"
+            raise
+        states[operation.class_name].state = "applied"
+        save_report(report, path)
+        progress.advance(done, operation.class_name)
+
+
 @flow(name="audit-fields-migration", flow_run_name=_run_name, log_prints=False)
 def audit_fields_migration(
     env: str = "local",
@@ -116,31 +138,30 @@ def audit_fields_migration(
     """
     logger = get_run_logger()
     settings = load_settings(MigrationSettings)
-    target = resolve_target(env, database, branch)
-    author = service_account or settings.service_account
     directory = Path(reports_dir) if reports_dir else settings.reports_dir
-    run_id = str(flow_run.id or "local")
     started = utc_now()
     path = report_path(directory, started)
     report = MigrationReport(
         mode="dry_run" if dry_run else "execute",
         status="running",
         env=env,
-        database=target.database,
-        branch=target.branch,
-        run_id=run_id,
+        database=database or "",
+        branch=branch or "",
+        run_id=str(flow_run.id or uuid.uuid4()),
         flow_run_id=flow_run.id,
         triggered_by=triggered_by or getpass.getuser(),
-        service_account=author,
+        service_account=service_account or settings.service_account,
         started_at=started,
         approval=ApprovalSection(required=not dry_run, timeout_seconds=None if dry_run else approval_timeout_seconds),
     )
     save_report(report, path)
-    tracker = RunTracker(target, report, str(path))
-    outcome: State[Any] | None = None
+    tracker: RunTracker | None = None
     try:
-        snapshot_path, head = snapshot_schema(target, str(directory), run_id)
-        report.snapshot_path, report.head_commit_before = snapshot_path, head
+        report.terminus_url, report.config_source = configuration_of(env)
+        target = resolve_target(env, database, branch)
+        report.database, report.branch = target.database, target.branch
+        tracker = RunTracker(target, report, str(path))
+        report.snapshot_path, report.head_commit_before = snapshot_schema(target, str(directory), report.run_id)
         analysis = analyze_target(target, include or [], exclude or [])
         if analysis.conflicts:
             report.plan = blocked_plan_section(analysis)
@@ -163,74 +184,34 @@ def audit_fields_migration(
             logger.info("Every document type already has the audit fields; nothing to approve or patch")
             return {"status": report.status, "report_path": str(path), "fingerprint": plan.fingerprint}
 
-        with migration_lease(target, run_id=run_id, owner=report.triggered_by or author) as keeper:
+        with migration_lease(target, run_id=report.run_id, owner=report.triggered_by or "unknown") as keeper:
             report.status = "awaiting_approval"
             save_report(report, path)
             tracker.record()
             try:
                 answer = request_approval(
-                    description=plan.to_markdown(),
-                    fingerprint=plan.fingerprint,
-                    timeout_seconds=approval_timeout_seconds,
-                    poll_interval_seconds=approval_poll_seconds,
+                    plan.to_markdown(), plan.fingerprint, approval_timeout_seconds, approval_poll_seconds
                 )
-            except FlowPauseTimeout as exc:
+            except ApprovalTimedOut:
                 report.approval.timed_out = True
-                raise ApprovalTimedOut(approval_timeout_seconds) from exc
-            report.approval.decision = answer.decision
-            report.approval.approver = answer.approver
-            report.approval.comment = answer.comment or None
-            report.approval.via = answer.via
-            report.approval.decided_at = utc_now()
-            if answer.decision == "reject":
+                raise
+            if not approved(answer, plan.fingerprint, report.approval):
                 report.status = "rejected"
-                message = f"Rejected by {answer.approver}" + (f": {answer.comment}" if answer.comment else "")
-                logger.info("%s; nothing was changed", message)
-                outcome = Cancelled(message=message)
-                return outcome
-            if answer.plan_fingerprint and answer.plan_fingerprint != plan.fingerprint:
-                raise StaleApproval(approved=answer.plan_fingerprint, current=plan.fingerprint)
+                logger.info("%s; nothing was changed", rejection_message(report.approval))
+                return Cancelled(message=rejection_message(report.approval))
 
             report.status = "running"
             save_report(report, path)
-            current = analyze_target(target, include or [], exclude or [])
-            check_drift(plan.fingerprint, build_plan(current, database=target.database, branch=target.branch))
-
-            total = len(plan.operations)
-            progress = start_progress(total)
-            message = f"oms-audit: add audit fields (run {run_id})"
-            states = {entry.name: entry for entry in report.plan.types}
-            for done, operation in enumerate(plan.operations, start=1):
-                keeper.raise_if_lost()
-                states[operation.class_name].state = "applying"
-                save_report(report, path)
-                tracker.record()
-                try:
-                    patch_type(target, operation, author, message)
-                except Exception:
-                    states[operation.class_name].state = "failed"
-                    raise
-                states[operation.class_name].state = "applied"
-                save_report(report, path)
-                tracker.record()
-                advance_progress(progress, done, total, operation.class_name)
-
-            validation = validate_target(target, analysis, author, run_id)
-            report.validation = validation
-            if not validation.ok:
-                raise MigrationValidationFailed([c.name for c in validation.checks if not c.ok])
+            baseline = check_for_drift(target, plan, report.snapshot_path, include or [], exclude or [])
+            _patch_all(target, plan, report, path, tracker, keeper)
+            report.validation = validate_target(target, baseline, report.service_account, report.run_id)
+            if not report.validation.ok:
+                raise MigrationValidationFailed([c.name for c in report.validation.checks if not c.ok])
             report.status = "succeeded"
             return {"status": report.status, "report_path": str(path), "fingerprint": plan.fingerprint}
-    except Exception as exc:
-        report.status = "failed"
-        report.errors.append(ErrorEntry.from_exception(exc))
+    except BaseException as exc:
+        record_failure(report, exc)
         logger.error("Audit-fields migration failed: %s", exc)
         raise
     finally:
-        if report.mode == "execute" and report.head_commit_before:
-            report.head_commit_after = tracker.head_commit()
-        report.finished_at = utc_now()
-        save_report(report, path)
-        tracker.record()
-        publish_report(report, path)
-        logger.info("Report written to %s", path)
+        close_report(report, path, tracker)

@@ -1,40 +1,50 @@
-"""Roll back an audit-fields run: the guide's rollback plan, approved like the migration itself.
+"""Roll back audit fields: the guide's rollback plan, approved like the migration itself.
 
-From the run's report: plan the reverse (remove exactly the fields it added, or reset to the snapshot's
-commit when asked and safe), pause for approval, apply it one commit per type, check the schema equals the
-snapshot's again, archive (never delete) the DLQ, and write a rollback report.
+From a migration report (or a schema snapshot): plan the reverse under the database's lease (remove exactly
+the fields that run's commits added, or reset to the snapshot's commit when only audit-field commits
+followed it), pause for approval, re-check that nothing moved while waiting, apply it one commit per type,
+check the resulting schema, archive (never delete) the DLQ, and write a rollback report.
 """
 
 from __future__ import annotations
 
 import getpass
+import uuid
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.exceptions import FlowPauseTimeout
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 
 from core.dlq_archive import archive_dlq_files
-from core.errors import ApprovalTimedOut, MigrationValidationFailed, StaleApproval
+from core.errors import ApprovalTimedOut, MigrationValidationFailed, RollbackRefused
+from core.migration_commits import rollback_message
 from core.migration_report import (
     ROLLBACK_REPORT_PREFIX,
     ApprovalSection,
-    ErrorEntry,
     RollbackReport,
-    load_report,
     report_path,
     save_report,
     utc_now,
 )
-from core.rollback_plan import plan_rollback
+from core.rollback_plan import RollbackPlan, RollbackSource, load_rollback_source, plan_rollback
+from core.schema_documents import schema_differences, without_fields
 from core.settings import MigrationSettings, MonitoringSettings, load_settings
-from tasks.approval import request_approval
-from tasks.rollback_tasks import apply_removal, reset_branch, validate_against_snapshot
-from tasks.run_tracking import RunTracker, migration_lease
+from tasks.approval import approved, rejection_message, request_approval
+from tasks.artifacts import publish_rollback_plan
+from tasks.reporting import close_report, record_failure
+from tasks.rollback_tasks import apply_removal, reset_branch, validate_schema
+from tasks.run_tracking import RECENT_COMMITS, RunTracker, migration_lease
 from tasks.schema_tasks import read_consistent_schema
-from tasks.terminus_target import Target, open_gateway
+from tasks.terminus_target import Target, configuration_of, open_gateway
+
+
+def _plan_now(target: Target, source: RollbackSource, reset: bool) -> tuple[str, list[dict[str, Any]], RollbackPlan]:
+    with open_gateway(target) as gateway:
+        head, schema = read_consistent_schema(gateway)
+        log = gateway.log(count=RECENT_COMMITS)
+    return head, schema, plan_rollback(source, current_schema=schema, log=log, reset=reset)
 
 
 @flow(name="audit-fields-rollback", flow_run_name="audit-fields-rollback-{env}")
@@ -49,12 +59,12 @@ def audit_fields_rollback(
     service_account: str | None = None,
     triggered_by: str | None = None,
 ) -> dict[str, Any] | State[Any]:
-    """Undo an audit-fields migration described by its JSON report.
+    """Undo an audit-fields migration described by its JSON report (or its schema snapshot).
 
     Args:
-        report: Path of the migration's JSON report (migration_report_audit_fields_<timestamp>.json).
-        env: Environment name (TerminusDB connection block of that name, else the environment variables).
-        reset: Reset the branch to the snapshot's commit instead of removing fields (refused if commits followed).
+        report: The migration's JSON report (migration_report_audit_fields_<timestamp>.json) or schema snapshot.
+        env: Environment the migration ran in (TerminusDB connection block of that name, else env variables).
+        reset: Reset the branch to the snapshot's commit instead of removing fields (refused if others committed).
         approval_timeout_seconds: How long to wait for an approver before failing, changing nothing.
         approval_poll_seconds: How often the paused run checks for an answer.
         reports_dir: Where the rollback report goes (default: OMS_AUDIT_REPORTS_DIR).
@@ -64,82 +74,88 @@ def audit_fields_rollback(
     """
     logger = get_run_logger()
     settings = load_settings(MigrationSettings)
-    source = load_report(Path(report))
-    target = Target(env=env, database=source["database"], branch=source["branch"])
-    author = service_account or settings.service_account
     directory = Path(reports_dir) if reports_dir else settings.reports_dir
-    run_id = str(flow_run.id or "local")
     started = utc_now()
     path = report_path(directory, started, prefix=ROLLBACK_REPORT_PREFIX)
-    with open_gateway(target) as gateway:
-        head, schema = read_consistent_schema(gateway)
     rollback = RollbackReport(
         status="running",
         strategy="reset" if reset else "remove_fields",
         source_report=str(report),
         env=env,
-        database=target.database,
-        branch=target.branch,
-        run_id=run_id,
+        run_id=str(flow_run.id or uuid.uuid4()),
         triggered_by=triggered_by or getpass.getuser(),
-        service_account=author,
+        service_account=service_account or settings.service_account,
         started_at=started,
-        head_commit_before=head,
-        snapshot_path=source.get("snapshot_path"),
         approval=ApprovalSection(required=True, timeout_seconds=approval_timeout_seconds),
     )
-    tracker = RunTracker(target, rollback, str(path))
+    save_report(rollback, path)
+    tracker: RunTracker | None = None
     try:
-        plan = plan_rollback(source, source=Path(report).name, current_schema=schema, current_head=head, reset=reset)
-        rollback.removals = {r.class_name: sorted(r.fields) for r in plan.removals}
-        save_report(rollback, path)
-        fingerprint = f"{head}:{plan.strategy}:{sorted(rollback.removals.items())}"
-        try:
-            answer = request_approval(
-                description=plan.to_markdown(),
-                fingerprint=fingerprint,
-                timeout_seconds=approval_timeout_seconds,
-                poll_interval_seconds=approval_poll_seconds,
+        rollback.terminus_url, rollback.config_source = configuration_of(env)
+        source = load_rollback_source(Path(report))
+        if source.env is not None and source.env != env:
+            raise RollbackRefused(
+                f"{source.path} records a migration in env {source.env!r}, not {env!r}; pass --env {source.env}."
             )
-        except FlowPauseTimeout as exc:
-            rollback.approval.timed_out = True
-            raise ApprovalTimedOut(approval_timeout_seconds) from exc
-        rollback.approval.decision, rollback.approval.approver = answer.decision, answer.approver
-        rollback.approval.comment, rollback.approval.via = answer.comment or None, answer.via
-        rollback.approval.decided_at = utc_now()
-        if answer.decision == "reject":
-            rollback.status = "rejected"
-            return Cancelled(message=f"Rollback rejected by {answer.approver}: {answer.comment}".rstrip(": "))
-        if answer.plan_fingerprint and answer.plan_fingerprint != fingerprint:
-            raise StaleApproval(approved=answer.plan_fingerprint, current=fingerprint)
-
-        rollback.status = "running"
-        message = f"oms-audit: roll back audit fields (run {run_id})"
-        with migration_lease(target, run_id=run_id, owner=rollback.triggered_by or author) as keeper:
+        target = Target(env=env, database=source.database, branch=source.branch)
+        rollback.database, rollback.branch = target.database, target.branch
+        rollback.snapshot_path = str(report) if source.run_id is None else None
+        tracker = RunTracker(target, rollback, str(path))
+        with migration_lease(target, run_id=rollback.run_id, owner=rollback.triggered_by or "unknown") as keeper:
+            head, schema, plan = _plan_now(target, source, reset)
+            rollback.head_commit_before, rollback.removals = head, plan.removed
+            publish_rollback_plan(plan.to_markdown())
+            save_report(rollback, path)
             tracker.record()
-            if plan.strategy == "reset" and plan.reset_to_commit:
-                reset_branch(target, plan.reset_to_commit)
+            fingerprint = plan.fingerprint(head)
+            try:
+                answer = request_approval(
+                    plan.to_markdown(), fingerprint, approval_timeout_seconds, approval_poll_seconds
+                )
+            except ApprovalTimedOut:
+                rollback.approval.timed_out = True
+                raise
+            if not approved(answer, fingerprint, rollback.approval):
+                rollback.status = "rejected"
+                return Cancelled(message=rejection_message(rollback.approval))
+
+            rollback.status = "running"
+            save_report(rollback, path)
+            # The wait may have been long: plan again, and go ahead only if the same change is still right.
+            _, schema_now, plan_now = _plan_now(target, source, reset)
+            moved = schema_differences(schema, schema_now)
+            if moved or plan_now.change() != plan.change():
+                raise RollbackRefused(
+                    "The schema changed while the rollback waited for approval"
+                    + (f" ({'; '.join(moved[:5])})" if moved else "")
+                    + "; nothing was changed. Run the rollback again to plan it afresh."
+                )
+            if plan_now.strategy == "reset" and plan_now.reset_to_commit:
+                reset_branch(target, plan_now.reset_to_commit)
+                expected, meaning = source.snapshot_schema, "the snapshot's"
+                if expected is None:
+                    raise RollbackRefused(f"{source.path} has no readable snapshot to check the reset against.")
             else:
-                for removal in plan.removals:
+                for removal in plan_now.removals:
                     keeper.raise_if_lost()
-                    apply_removal(target, removal, author, message)
-        validation = validate_against_snapshot(target, plan.snapshot_path)
-        rollback.validation = validation
-        if not validation.ok:
-            raise MigrationValidationFailed([c.name for c in validation.checks if not c.ok])
+                    apply_removal(target, removal, rollback.service_account, rollback_message(rollback.run_id))
+                expected, meaning = without_fields(schema_now, plan_now.removed), "the schema minus the removed fields"
+            rollback.validation = validate_schema(target, expected, meaning)
+            if not rollback.validation.ok:
+                raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
         monitoring = load_settings(MonitoringSettings)
-        archived = archive_dlq_files(Path(dlq_dir) if dlq_dir else monitoring.dlq_dir, f"rollback_{run_id[:8]}")
+        archived = archive_dlq_files(
+            Path(dlq_dir) if dlq_dir else monitoring.dlq_dir, f"rollback_{rollback.run_id[:8]}"
+        )
         rollback.archived_dlq_files = [str(p) for p in archived]
         rollback.status = "succeeded"
+        logger.info(
+            "Rolled back %s; archived %d DLQ files", plan_now.removed or plan_now.reset_to_commit, len(archived)
+        )
         return {"status": rollback.status, "report_path": str(path)}
-    except Exception as exc:
-        rollback.status = "failed"
-        rollback.errors.append(ErrorEntry.from_exception(exc))
+    except BaseException as exc:
+        record_failure(rollback, exc)
         logger.error("Rollback failed: %s", exc)
         raise
     finally:
-        rollback.head_commit_after = tracker.head_commit()
-        rollback.finished_at = utc_now()
-        save_report(rollback, path)
-        tracker.record()
-        logger.info("Rollback report written to %s", path)
+        close_report(rollback, path, tracker)

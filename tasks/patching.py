@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from core.migration_plan import AddAuditFields
+from core.schema_documents import own_properties
 from core.terminus import TerminusGateway
 
-from .terminus_target import Target, open_gateway, retry_if_transient
+from .terminus_target import TRANSIENT_RETRIES, Target, open_gateway
 
 
 class PatchOutcome(BaseModel):
@@ -21,17 +20,9 @@ class PatchOutcome(BaseModel):
     instance_operations: int = 0
 
 
-def own_properties(schema: list[dict[str, Any]], class_name: str) -> set[str]:
-    """Properties declared in the class's own document (what CreateClassProperty would refuse to add again)."""
-    for document in schema:
-        if document.get("@id") == class_name:
-            return {key for key in document if not key.startswith("@")}
-    return set()
-
-
 def patch_with(gateway: TerminusGateway, operation: AddAuditFields, *, author: str, message: str) -> PatchOutcome:
     """Add the fields the class still lacks. Re-reading first makes a retry or a re-run resume, not duplicate."""
-    present = own_properties(gateway.schema(), operation.class_name)
+    present = own_properties(gateway.schema()).get(operation.class_name, set())
     missing = {name: rng for name, rng in operation.fields.items() if name not in present}
     outcome = PatchOutcome(
         class_name=operation.class_name,
@@ -50,10 +41,7 @@ def patch_with(gateway: TerminusGateway, operation: AddAuditFields, *, author: s
     name="patch",
     task_run_name="patch-{operation.class_name}",
     cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=[1, 2, 4],
-    retry_jitter_factor=0.2,
-    retry_condition_fn=retry_if_transient,
+    **TRANSIENT_RETRIES,
 )
 def patch_type(target: Target, operation: AddAuditFields, author: str, message: str) -> PatchOutcome:
     """Retried only on transient errors (connection, timeout, 5xx, lost race); a 4xx fails at once."""

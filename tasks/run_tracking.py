@@ -15,13 +15,16 @@ from prefect import get_run_logger
 from blocks.environment import resolve_terminus
 from core.errors import OmsAuditError, RollbackRefused, SchemaDrift, StaleApproval
 from core.metadata_db import ensure_metadata_db, metadata_gateway
+from core.migration_commits import commits_of_run
 from core.migration_lease import LeaseKeeper
 from core.migration_report import MigrationReport, RollbackReport
 from core.run_history import MigrationRunRecord, RunMode, RunStatus, record_run
+from core.terminus import TerminusGateway
 
 from .terminus_target import Target, open_gateway
 
 LEASE_TTL_SECONDS = 300.0
+RECENT_COMMITS = 1000  # how far back the log is read for this run's commits
 STOPPED_ERRORS = {cls.__name__ for cls in (SchemaDrift, StaleApproval, RollbackRefused)}
 
 
@@ -62,32 +65,46 @@ def history_record(report: MigrationReport | RollbackReport, report_path: str | 
 
 
 class RunTracker:
-    """Writes the history record of one run; created once per flow run."""
+    """Writes the history record of one run; created once per flow run, closed when the run ends.
+
+    It keeps one metadata gateway for the run: the flow records once per patched type, and opening a
+    gateway costs more than the write itself (a new HTTP client and connection each time).
+    """
 
     def __init__(self, target: Target, report: MigrationReport | RollbackReport, report_path: str) -> None:
         self.target = target
         self.report = report
         self.report_path = report_path
         self._ready = False
+        self._gateway: TerminusGateway | None = None
 
     def record(self) -> None:
         settings = resolve_terminus(self.target.env).settings
         try:
-            with metadata_gateway(settings) as gateway:
-                if not self._ready:
-                    ensure_metadata_db(gateway, settings)
-                    self._ready = True
-                record_run(gateway, history_record(self.report, self.report_path))
+            if self._gateway is None:
+                self._gateway = metadata_gateway(settings)
+            if not self._ready:
+                ensure_metadata_db(self._gateway, settings)
+                self._ready = True
+            record_run(self._gateway, history_record(self.report, self.report_path))
         except OmsAuditError as exc:
+            self.close()  # the next record starts on a fresh connection
             get_run_logger().warning("Could not update the run history (%s); the JSON report has everything", exc)
 
-    def head_commit(self) -> str | None:
+    def close(self) -> None:
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+
+    def last_commit(self) -> str | None:
+        """The head the run left: its own newest patch commit (a later foreign commit is not ours)."""
         try:
             with open_gateway(self.target) as gateway:
-                return gateway.head_commit()
+                ours = commits_of_run(gateway.log(count=RECENT_COMMITS), self.report.run_id)
         except OmsAuditError as exc:
-            get_run_logger().warning("Could not read the head commit after the run: %s", exc)
+            get_run_logger().warning("Could not read the commits of this run: %s", exc)
             return None
+        return ours[0].id if ours else self.report.head_commit_before
 
 
 @contextmanager

@@ -1,26 +1,26 @@
-"""Read-only steps of the audit-fields migration: snapshot, analysis, plan."""
+"""Read-only steps of the audit-fields migration: snapshot, analysis, plan, and the drift check."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, SchemaDrift
 from core.migration_plan import MigrationPlan, build_plan
 from core.schema_analysis import SchemaAnalysis, analyze_schema
+from core.schema_documents import schema_differences
 from core.schema_snapshot import SchemaSnapshot, take
 from core.terminus import TerminusGateway
 
-from .terminus_target import Target, open_gateway, retry_if_transient
-
-READ_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 2, 4], "retry_condition_fn": retry_if_transient}
+from .terminus_target import TRANSIENT_RETRIES, Target, open_gateway
 
 
-def read_consistent_schema(gateway: TerminusGateway) -> tuple[str, list[dict[str, object]]]:
+def read_consistent_schema(gateway: TerminusGateway) -> tuple[str, list[dict[str, Any]]]:
     """Head commit and schema read as one: re-read when a commit landed between the two requests."""
     for _ in range(5):
         head = gateway.head_commit()
@@ -30,7 +30,7 @@ def read_consistent_schema(gateway: TerminusGateway) -> tuple[str, list[dict[str
     return gateway.head_commit(), gateway.schema()
 
 
-@task(name="snapshot", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
+@task(name="snapshot", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def snapshot_schema(target: Target, reports_dir: str, run_id: str) -> tuple[str, str]:
     """Save the whole schema graph and the head commit beside the reports; returns (path, head commit)."""
     with open_gateway(target) as gateway:
@@ -45,16 +45,20 @@ def snapshot_schema(target: Target, reports_dir: str, run_id: str) -> tuple[str,
     return str(path), head
 
 
-@task(name="analyze", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
+def _analyze(gateway: TerminusGateway, include: list[str], exclude: list[str]) -> tuple[SchemaAnalysis, list[Any]]:
+    head, schema = read_consistent_schema(gateway)
+    counts = gateway.document_counts()
+    return analyze_schema(schema, counts, head_commit=head, include=include, exclude=exclude), schema
+
+
+@task(name="analyze", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def analyze_target(target: Target, include: list[str], exclude: list[str]) -> SchemaAnalysis:
     """Classify every schema document and count the documents of each type."""
     with open_gateway(target) as gateway:
-        head, schema = read_consistent_schema(gateway)
-        counts = gateway.document_counts()
-    return analyze_schema(schema, counts, head_commit=head, include=include, exclude=exclude)
+        return _analyze(gateway, include, exclude)[0]
 
 
-@task(name="plan", cache_policy=NO_CACHE, **READ_RETRIES)  # type: ignore[call-overload]
+@task(name="plan", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationPlan, PermissionDenied | None]:
     """Build the plan and time one dry-run migration call, so the duration estimate rests on a measurement.
 
@@ -79,3 +83,25 @@ def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationP
         seconds_per_call = time.perf_counter() - started
     plan = build_plan(analysis, database=target.database, branch=target.branch, seconds_per_call=seconds_per_call)
     return plan, None
+
+
+@task(name="check-drift", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def check_for_drift(
+    target: Target, approved: MigrationPlan, snapshot_path: str, include: list[str], exclude: list[str]
+) -> SchemaAnalysis:
+    """Re-analyse after the approval: the schema must equal the snapshot's and the operations the approved ones.
+
+    Document writes that moved the head commit meanwhile are fine (a live ontology keeps being written);
+    any schema change is drift and stops the run before it changes anything. Returns the fresh analysis,
+    the baseline for validation.
+    """
+    snapshot = SchemaSnapshot.load(Path(snapshot_path))
+    with open_gateway(target) as gateway:
+        current, schema = _analyze(gateway, include, exclude)
+    changes = schema_differences(snapshot.schema_documents, schema)
+    replanned = build_plan(current, database=target.database, branch=target.branch)
+    if changes or [op.to_operations() for op in replanned.operations] != [
+        op.to_operations() for op in approved.operations
+    ]:
+        raise SchemaDrift(approved.fingerprint, replanned.fingerprint, changes=changes or ["the operations differ"])
+    return current

@@ -41,6 +41,13 @@ def open_gateway(target: Target, *, database: str | None = None) -> TerminusGate
     return TerminusGateway(settings, database=database or target.database, branch=target.branch)
 
 
+def configuration_of(env: str) -> tuple[str, str]:
+    """(server URL without credentials, where the settings came from), for reports: which server was meant."""
+    resolved = resolve_terminus(env)
+    with TerminusGateway(resolved.settings) as gateway:  # builds the public URL; opens no connection
+        return gateway.url, resolved.source
+
+
 def meta_database(target: Target) -> str:
     return resolve_terminus(target.env).settings.meta_database
 
@@ -52,3 +59,12 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     except Exception as exc:  # the task's own exception, re-raised by Prefect
         return is_transient(exc)
     return False
+
+
+TRANSIENT_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 2, 4],
+    "retry_jitter_factor": 0.2,
+    "retry_condition_fn": retry_if_transient,
+}
+"""Retry policy of every task that talks to TerminusDB: backoff, and only for transient failures."""

@@ -9,15 +9,13 @@ from core.audit_validation import validate_migration
 from core.migration_report import ValidationSection
 from core.schema_analysis import SchemaAnalysis
 
-from .terminus_target import Target, open_gateway, retry_if_transient
+from .terminus_target import TRANSIENT_RETRIES, Target, open_gateway
 
 
 @task(
     name="validate",
     cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[1, 3],
-    retry_condition_fn=retry_if_transient,
+    **TRANSIENT_RETRIES,
 )
 def validate_target(target: Target, before: SchemaAnalysis, service_account: str, run_id: str) -> ValidationSection:
     with open_gateway(target) as gateway:

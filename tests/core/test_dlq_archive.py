@@ -48,3 +48,12 @@ def test_archive_waits_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
 
 def test_missing_dlq_dir_archives_nothing(tmp_path: Path) -> None:
     assert archive_dlq_files(tmp_path / "absent", "r") == []
+
+
+def test_archiving_twice_under_one_label_keeps_both(tmp_path: Path) -> None:
+    (tmp_path / "audit_dlq_fallback.jsonl").write_text("first\n")
+    archive_dlq_files(tmp_path, "same")
+    (tmp_path / "audit_dlq_fallback.jsonl").write_text("second\n")
+    (second,) = archive_dlq_files(tmp_path, "same")
+    assert second.name == "audit_dlq_fallback.jsonl.1" and second.read_text() == "second\n"
+    assert (tmp_path / "archive" / "same" / "audit_dlq_fallback.jsonl").read_text() == "first\n"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from core.schema_snapshot import SchemaSnapshot, schema_differences, take
+from core.schema_documents import schema_differences
+from core.schema_snapshot import SchemaSnapshot, take
 
 CONTEXT = {"@type": "@context", "@base": "terminusdb:///data/", "@schema": "terminusdb:///schema#"}
 PERSON = {"@type": "Class", "@id": "Person", "name": "xsd:string"}

@@ -56,3 +56,30 @@ def only_report(directory: Path, prefix: str = "migration_report_audit_fields_")
     reports = sorted(directory.glob(f"{prefix}*.json"))
     assert len(reports) == 1, f"expected one report, found {[p.name for p in reports]}"
     return read_report(reports[0])
+
+
+def task_runs_of(flow_run_id: Any, *, settle_seconds: float = 15.0) -> list[Any]:
+    """The flow run's task runs once all have a final state (the API records them asynchronously)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        if all(run.state is not None and run.state.is_final() for run in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
+def artifact_keys_of(flow_run_id: Any) -> set[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key for artifact in artifacts if artifact.key}

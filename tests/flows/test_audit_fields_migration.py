@@ -13,7 +13,14 @@ from core.run_history import get_run
 from tests.conftest import ADMIN_TOKEN
 
 from .conftest import Workspace, approve, reject
-from .helpers import document_classes, missing_audit_fields, only_report, read_report
+from .helpers import (
+    artifact_keys_of,
+    document_classes,
+    missing_audit_fields,
+    only_report,
+    read_report,
+    task_runs_of,
+)
 
 
 def head(space: Workspace) -> str:
@@ -80,6 +87,11 @@ def test_execute_approved_gives_every_document_type_the_six_fields(workspace: Wo
         # every existing document is still valid under the new schema: writing it back is accepted
         gateway.replace_documents(documents_after, author="test", message="rewrite all documents")
     assert len(commits) == len(patched), "one commit per patched type"
+    names = {run.name for run in task_runs_of(outcome.flow_run_id)}
+    assert {f"patch-{name}" for name in patched} <= names
+    assert {"audit-fields-plan", "audit-fields-plan-types", "audit-fields-report"} <= artifact_keys_of(
+        outcome.flow_run_id
+    )
     assert all(report["run_id"] in c.message for c in commits)
     assert sorted(op["class"] for c in commits for op in (c.migration or [])[:1]) == sorted(patched)
     assert len(documents_after) == len(documents_before)
@@ -100,6 +112,9 @@ def test_rejection_cancels_the_run_and_changes_nothing(workspace: Workspace) -> 
     report = only_report(workspace.reports_dir)
     assert report["status"] == "rejected"
     assert report["approval"]["decision"] == "reject" and report["approval"]["approver"] == "bob"
+    with metadata_gateway(workspace.settings()) as meta:
+        run = get_run(meta, report["run_id"])
+    assert run is not None and run.status == "rejected" and run.approved_by is None
 
 
 def test_approval_timeout_fails_the_run_and_changes_nothing(workspace: Workspace) -> None:
@@ -110,6 +125,9 @@ def test_approval_timeout_fails_the_run_and_changes_nothing(workspace: Workspace
     report = only_report(workspace.reports_dir)
     assert report["status"] == "failed" and report["approval"]["timed_out"] is True
     assert report["errors"][-1]["type"] == "ApprovalTimedOut"
+    with metadata_gateway(workspace.settings()) as meta:
+        run = get_run(meta, report["run_id"])
+    assert run is not None and run.status == "timed_out"
 
 
 def test_schema_drift_after_the_plan_stops_before_any_change(workspace: Workspace) -> None:
@@ -148,6 +166,8 @@ def test_rerun_after_injected_failures_finishes_with_one_commit_per_type(workspa
     faults(method="POST", path_prefix="/api/migration/", after=2, times=4, action="status", status=503)
     first = workspace.migrate(dry_run=False)
     assert first.state.is_failed() and error_type(first) == "TerminusServerError"
+    failed_patch = [run for run in task_runs_of(first.flow_run_id) if run.state and run.state.is_failed()]
+    assert [run.run_count for run in failed_patch] == [4], "a 503 is retried three times with backoff"
     failed_report = only_report(workspace.reports_dir)
     states = [t["state"] for t in failed_report["plan"]["types"] if t["action"] == "patch"]
     assert states.count("applied") == 1 and "failed" in states
@@ -211,7 +231,9 @@ def test_exclusions_are_left_alone(workspace: Workspace) -> None:
         report.unlink()
     outcome = workspace.migrate(dry_run=False, exclude=[excluded])
     assert outcome.state.is_completed(), outcome.state
-    assert missing_audit_fields(schema_of(workspace), excluded), f"{excluded} was excluded"
+    schema = schema_of(workspace)
+    assert missing_audit_fields(schema, excluded), f"{excluded} was excluded"
+    assert all(missing_audit_fields(schema, name) == [] for name in patched[1:]), "the others were patched"
 
 
 def test_unreachable_terminusdb_fails_with_a_clear_error(workspace: Workspace, monkeypatch: Any) -> None:
@@ -245,6 +267,8 @@ def test_wrong_credentials_fail_without_retrying(workspace: Workspace, monkeypat
     assert outcome.state.is_failed() and error_type(outcome) == "AuthenticationFailed"
     message = only_report(workspace.reports_dir)["errors"][-1]["message"]
     assert "TERMINUS_DB_TOKEN" in message and "not-a-valid-token" not in message
+    (snapshot,) = [run for run in task_runs_of(outcome.flow_run_id) if run.name.startswith("snapshot")]
+    assert snapshot.run_count == 1, "a 401 is not transient: no retry"
 
 
 @pytest.mark.parametrize(("parameter", "error"), [("database", "DatabaseNotFound"), ("branch", "BranchNotFound")])
@@ -285,3 +309,20 @@ def test_empty_schema_has_nothing_to_do(workspace: Workspace, make_db: Any, monk
     report = only_report(workspace.reports_dir)
     assert report["plan"]["operations"] == 0 and [t["name"] for t in report["plan"]["types"]] == ["@context"]
     assert workspace.migrate(dry_run=False).state.is_completed()
+
+
+def test_document_writes_while_waiting_for_approval_are_not_drift(workspace: Workspace) -> None:
+    def write_a_document_then_approve(description: str) -> dict[str, Any]:
+        with workspace.gateway() as gateway:
+            document = next(iter(gateway.iter_documents(doc_type="ObjectType")))
+            gateway.replace_documents(
+                [document | {"label": "renamed while the plan waited"}], author="app", message="w"
+            )
+        return approve(description)
+
+    outcome = workspace.migrate(dry_run=False, answer=write_a_document_then_approve)
+    assert outcome.state.is_completed(), outcome.state
+    report = only_report(workspace.reports_dir)
+    with workspace.gateway() as gateway:
+        log = gateway.log()
+    assert report["head_commit_after"] == log[0].id and log[0].author == "svc_deployment"

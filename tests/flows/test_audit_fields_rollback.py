@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from cli.flow_runner import FlowOutcome, run_flow
 from cli.outcome import failure_of
-from core.schema_snapshot import SchemaSnapshot, schema_differences
+from core.schema_documents import schema_differences
+from core.schema_snapshot import SchemaSnapshot
 from flows.audit_fields_rollback import audit_fields_rollback
 
 from .conftest import ENV, Workspace, approve, reject
@@ -34,8 +36,6 @@ def roll_back(workspace: Workspace, report: Path, *, answer: Any = approve, **pa
 
 
 def snapshot_of(report: Path) -> SchemaSnapshot:
-    import json
-
     return SchemaSnapshot.load(Path(json.loads(report.read_text())["snapshot_path"]))
 
 
@@ -62,6 +62,8 @@ def test_rollback_with_reset_returns_to_the_snapshot_commit(workspace: Workspace
     assert outcome.state.is_completed(), outcome.state
     with workspace.gateway() as gateway:
         assert gateway.head_commit() == snapshot_of(report).head_commit
+    rollback = only_report(workspace.reports_dir, "rollback_report_audit_fields_")
+    assert rollback["strategy"] == "reset" and rollback["validation"]["ok"] is True
 
 
 def test_reset_is_refused_when_commits_followed_the_migration(workspace: Workspace) -> None:
@@ -86,6 +88,8 @@ def test_rejected_rollback_changes_nothing(workspace: Workspace) -> None:
     assert outcome.state.is_cancelled()
     with workspace.gateway() as gateway:
         assert gateway.head_commit() == head
+    rollback = only_report(workspace.reports_dir, "rollback_report_audit_fields_")
+    assert rollback["status"] == "rejected" and rollback["approval"]["approver"] == "bob"
 
 
 def test_dry_run_report_has_nothing_to_roll_back(workspace: Workspace) -> None:
@@ -94,3 +98,50 @@ def test_dry_run_report_has_nothing_to_roll_back(workspace: Workspace) -> None:
     outcome = roll_back(workspace, report)
     assert outcome.state.is_failed()
     assert "dry-run report" in str(failure_of(outcome.state))
+
+
+def add_class(workspace: Workspace, name: str) -> None:
+    with workspace.gateway() as gateway:
+        gateway.insert_documents(
+            [{"@type": "Class", "@id": name, "name": "xsd:string"}], author="x", message="later", graph_type="schema"
+        )
+
+
+def test_removing_fields_keeps_later_schema_changes(workspace: Workspace) -> None:
+    report = migrated(workspace)
+    add_class(workspace, "Later")
+    outcome = roll_back(workspace, report)
+    assert outcome.state.is_completed(), outcome.state
+    with workspace.gateway() as gateway:
+        schema = gateway.schema()
+    assert schema_differences(snapshot_of(report).schema_documents, schema) == ["Later: unexpected"]
+
+
+def test_rollback_in_another_env_is_refused(workspace: Workspace) -> None:
+    report = migrated(workspace)
+    outcome = roll_back(workspace, report, env="staging")
+    assert outcome.state.is_failed()
+    assert "pass --env test" in str(failure_of(outcome.state))
+
+
+def test_rollback_from_a_schema_snapshot(workspace: Workspace) -> None:
+    report = migrated(workspace)
+    outcome = roll_back(workspace, Path(json.loads(report.read_text())["snapshot_path"]))
+    assert outcome.state.is_completed(), outcome.state
+    with workspace.gateway() as gateway:
+        assert schema_differences(snapshot_of(report).schema_documents, gateway.schema()) == []
+
+
+def test_schema_change_while_the_rollback_waits_stops_it(workspace: Workspace) -> None:
+    report = migrated(workspace)
+
+    def change_then_approve(description: str) -> dict[str, Any]:
+        add_class(workspace, "WhileWaiting")
+        return approve(description)
+
+    with workspace.gateway() as gateway:
+        patched = gateway.schema()
+    outcome = roll_back(workspace, report, answer=change_then_approve, reset=True)
+    assert outcome.state.is_failed() and type(failure_of(outcome.state)).__name__ == "RollbackRefused"
+    with workspace.gateway() as gateway:
+        assert schema_differences(patched, gateway.schema()) == ["WhileWaiting: unexpected"], "nothing was reset"
