@@ -131,11 +131,14 @@ def acquire_lease(
     run_id: str,
     ttl_seconds: float,
     now: datetime | None = None,
+    abandoned: Callable[[Lease], bool] | None = None,
 ) -> Lease:
     """Take the lease on ``database`` for ``run_id``, or raise :class:`LeaseHeld` naming who has it.
 
     A lease of the same run is renewed (a retried task gets it back); an expired lease of another run is
-    taken over, which the returned lease records in ``took_over_from``.
+    taken over, which the returned lease records in ``took_over_from``. So is a live lease that
+    ``abandoned(lease)`` declares dead (its run is known to have ended, e.g. crashed or cancelled), so a
+    re-run after a crash need not wait for the expiry.
     """
     ttl = _check_ttl(ttl_seconds)
     _check_name("database", database)
@@ -162,12 +165,12 @@ def acquire_lease(
                 _replace(gateway, lease, version, f"Lease {database} re-acquired by run {run_id}")
                 logger.info("Run %s re-acquired its migration lease on %r", run_id, database)
                 return lease
-            if not current.is_expired(at):
+            if not current.is_expired(at) and not (abandoned is not None and abandoned(current)):
                 raise LeaseHeld(holder=current.holder, expires_at=current.expires_at, database=database)
             lease = lease.model_copy(update={"took_over_from": current.holder})
             _replace(gateway, lease, version, f"Lease {database} taken over by run {run_id}")
             logger.warning(
-                "Run %s took over the expired migration lease on %r from %s (expired %s)",
+                "Run %s took over the migration lease on %r from %s (expiring %s; expired or its run ended)",
                 run_id,
                 database,
                 current.holder,
@@ -279,10 +282,13 @@ class LeaseKeeper:
         owner: str,
         run_id: str,
         ttl_seconds: float,
+        abandoned: Callable[[Lease], bool] | None = None,
     ) -> LeaseKeeper:
         """Take the lease (or raise :class:`LeaseHeld`) and return a keeper for it, ready for ``with``."""
         with gateway_factory() as gateway:
-            lease = acquire_lease(gateway, database=database, owner=owner, run_id=run_id, ttl_seconds=ttl_seconds)
+            lease = acquire_lease(
+                gateway, database=database, owner=owner, run_id=run_id, ttl_seconds=ttl_seconds, abandoned=abandoned
+            )
         return cls(gateway_factory, lease, ttl_seconds)
 
     @property

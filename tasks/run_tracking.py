@@ -7,16 +7,18 @@ change must not be abandoned half-way because bookkeeping hiccuped (the JSON rep
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import get_run_logger
+from prefect.client.orchestration import get_client
 
 from blocks.environment import resolve_terminus
 from core.errors import OmsAuditError, RollbackRefused, SchemaDrift, StaleApproval
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_commits import commits_of_run
-from core.migration_lease import LeaseKeeper
+from core.migration_lease import Lease, LeaseKeeper
 from core.migration_report import MigrationReport, RollbackReport
 from core.run_history import MigrationRunRecord, RunMode, RunStatus, record_run
 from core.terminus import TerminusGateway
@@ -107,6 +109,21 @@ class RunTracker:
         return ours[0].id if ours else self.report.head_commit_before
 
 
+def holder_run_ended(lease: Lease) -> bool:
+    """Whether the lease's run is a flow run this Prefect API knows to have ended (crashed, cancelled, …).
+
+    A run killed with its process cannot release its lease; without this, a re-run would wait for the
+    lease to expire. Unknown runs (another Prefect server, or no flow run) count as alive.
+    """
+    try:
+        flow_run_id = uuid.UUID(lease.run_id)
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
+    except Exception:  # not a flow run id, not this server's run, API trouble: assume it is alive
+        return False
+    return state is not None and state.is_final()
+
+
 @contextmanager
 def migration_lease(target: Target, *, run_id: str, owner: str) -> Iterator[LeaseKeeper]:
     """Hold the database's migration lease for the block; raises LeaseHeld naming the current holder."""
@@ -119,6 +136,7 @@ def migration_lease(target: Target, *, run_id: str, owner: str) -> Iterator[Leas
         owner=owner,
         run_id=run_id,
         ttl_seconds=LEASE_TTL_SECONDS,
+        abandoned=holder_run_ended,
     )
     with keeper:
         get_run_logger().info("Holding the migration lease on %s", target.database)

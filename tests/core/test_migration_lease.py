@@ -132,6 +132,23 @@ def test_an_expired_lease_is_taken_over(meta: TerminusGateway) -> None:
     assert (stored.run_id, stored.acquired_at) == ("run-2", later)
 
 
+def test_a_live_lease_of_an_ended_run_is_taken_over_only_when_declared_abandoned(meta: TerminusGateway) -> None:
+    acquire_lease(meta, database="oms", owner="worker-a", run_id="run-1", ttl_seconds=600, now=T0)
+    soon = T0 + timedelta(seconds=5)
+    with pytest.raises(LeaseHeld):
+        acquire_lease(
+            meta, database="oms", owner="b", run_id="run-2", ttl_seconds=60, now=soon, abandoned=lambda _: False
+        )
+    seen: list[str] = []
+
+    def ended(lease: Any) -> bool:
+        seen.append(lease.run_id)
+        return True
+
+    lease = acquire_lease(meta, database="oms", owner="b", run_id="run-2", ttl_seconds=60, now=soon, abandoned=ended)
+    assert seen == ["run-1"] and lease.took_over_from is not None and "run-1" in lease.took_over_from
+
+
 def test_renew_pushes_the_expiry(meta: TerminusGateway) -> None:
     lease = acquire_lease(meta, database="oms", owner="worker-a", run_id="run-1", ttl_seconds=60, now=T0)
 

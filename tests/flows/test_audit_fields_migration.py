@@ -326,3 +326,14 @@ def test_document_writes_while_waiting_for_approval_are_not_drift(workspace: Wor
     with workspace.gateway() as gateway:
         log = gateway.log()
     assert report["head_commit_after"] == log[0].id and log[0].author == "svc_deployment"
+
+
+def test_lease_left_by_a_run_that_ended_is_taken_over(workspace: Workspace) -> None:
+    ended = workspace.migrate(dry_run=True)  # stands for a run that died holding the lease
+    assert ended.state.is_final()
+    settings = workspace.settings()
+    with metadata_gateway(settings) as meta:
+        ensure_metadata_db(meta, settings)
+        acquire_lease(meta, database=workspace.database, owner="dave", run_id=str(ended.flow_run_id), ttl_seconds=600)
+    outcome = workspace.migrate(dry_run=False)
+    assert outcome.state.is_completed(), outcome.state
