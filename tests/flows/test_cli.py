@@ -34,11 +34,18 @@ def test_guide_command_works_verbatim(workspace: Workspace) -> None:
     assert "migration_report_audit_fields_" in dry.stdout
     assert only_report(workspace.reports_dir)["mode"] == "dry_run"
 
+    # "The script will ask for confirmation before proceeding": answered on its standard input
     run = subprocess.run(
-        [*script, "--execute", "--yes"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [*script, "--execute"],
+        cwd=ROOT,
+        env=env,
+        input="y\nreviewed the dry run\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "--yes given" in run.stdout
+    assert "Apply this plan?" in run.stdout
     with workspace.gateway() as gateway:
         schema = gateway.schema()
     assert all(missing_audit_fields(schema, name) == [] for name in document_classes(schema))
