@@ -81,13 +81,15 @@ class ErrorEntry(BaseModel):
         return cls(type=type(exc).__name__, message=str(exc))
 
 
-class MigrationReport(BaseModel):
+class RunReport(BaseModel):
+    """What every audit-fields run reports, migration or rollback (field order is the JSON's order)."""
+
     report_version: int = 1
-    mode: ReportMode
+    mode: str
     status: ReportStatus
     env: str
-    database: str
-    branch: str
+    database: str = ""
+    branch: str = ""
     terminus_url: str | None = None
     config_source: str | None = None
     run_id: str
@@ -99,14 +101,15 @@ class MigrationReport(BaseModel):
     head_commit_before: str | None = None
     head_commit_after: str | None = None
     snapshot_path: str | None = None
-    plan: PlanSection | None = None
     approval: ApprovalSection
     validation: ValidationSection | None = None
     warnings: list[str] = Field(default_factory=list)
     errors: list[ErrorEntry] = Field(default_factory=list)
 
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2)
+
+class MigrationReport(RunReport):
+    mode: ReportMode
+    plan: PlanSection | None = None
 
 
 def report_path(directory: Path, started_at: datetime, prefix: str = REPORT_PREFIX) -> Path:
@@ -155,29 +158,11 @@ def load_report(path: Path) -> dict[str, Any]:
     return data
 
 
-class RollbackReport(BaseModel):
+class RollbackReport(RunReport):
     """What a rollback did; written as ``rollback_report_audit_fields_<YYYYmmdd_HHMMSS>.json``."""
 
-    report_version: int = 1
     mode: Literal["rollback"] = "rollback"
-    status: ReportStatus
     strategy: Literal["remove_fields", "reset"]
     source_report: str
-    env: str
-    database: str = ""
-    branch: str = ""
-    terminus_url: str | None = None
-    config_source: str | None = None
-    run_id: str
-    triggered_by: str | None = None
-    service_account: str
-    started_at: datetime
-    finished_at: datetime | None = None
-    head_commit_before: str | None = None
-    head_commit_after: str | None = None
-    snapshot_path: str | None = None
     removals: dict[str, list[str]] = Field(default_factory=dict)
-    approval: ApprovalSection
-    validation: ValidationSection | None = None
     archived_dlq_files: list[str] = Field(default_factory=list)
-    errors: list[ErrorEntry] = Field(default_factory=list)

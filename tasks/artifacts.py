@@ -16,7 +16,7 @@ from prefect.artifacts import (
 )
 
 from core.migration_plan import MigrationPlan
-from core.migration_report import MigrationReport, RollbackReport
+from core.migration_report import MigrationReport, RollbackReport, RunReport
 
 PLAN_KEY = "audit-fields-plan"
 REPORT_KEY = "audit-fields-report"
@@ -64,7 +64,7 @@ def start_progress(total: int) -> PatchProgress:
     return PatchProgress(artifact_id, total)
 
 
-def report_markdown(report: MigrationReport | RollbackReport, path: Path) -> str:
+def report_markdown(report: RunReport, path: Path) -> str:
     rollback = isinstance(report, RollbackReport)
     lines = [
         f"# Audit-fields {'rollback' if rollback else 'migration'}: {report.status}",
@@ -100,7 +100,7 @@ def report_markdown(report: MigrationReport | RollbackReport, path: Path) -> str
     return "\n".join(lines)
 
 
-def publish_report(report: MigrationReport | RollbackReport, path: Path) -> None:
+def publish_report(report: RunReport, path: Path) -> None:
     key = ROLLBACK_REPORT_KEY if isinstance(report, RollbackReport) else REPORT_KEY
     create_markdown_artifact(markdown=report_markdown(report, path), key=key, description=f"Report {path.name}")
     create_link_artifact(link=path.resolve().as_uri(), link_text=path.name, description="The JSON report")

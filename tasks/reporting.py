@@ -13,15 +13,19 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from core.migration_report import FINAL_STATUSES, ErrorEntry, MigrationReport, RollbackReport, save_report, utc_now
+from core.migration_report import (
+    FINAL_STATUSES,
+    ErrorEntry,
+    RunReport,
+    save_report,
+    utc_now,
+)
 
 from .artifacts import publish_report
 from .run_tracking import RunTracker
 
-Report = MigrationReport | RollbackReport
 
-
-def record_failure(report: Report, exc: BaseException) -> None:
+def record_failure(report: RunReport, exc: BaseException) -> None:
     report.status = "failed"
     if isinstance(exc, Exception):
         report.errors.append(ErrorEntry.from_exception(exc))
@@ -38,11 +42,11 @@ def _quietly(what: str, action: Callable[[], Any]) -> Any:
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def publish_report_artifacts(report: Report, path: Path) -> None:
+def publish_report_artifacts(report: RunReport, path: Path) -> None:
     publish_report(report, path)
 
 
-def close_report(report: Report, path: Path, tracker: RunTracker | None) -> None:
+def close_report(report: RunReport, path: Path, tracker: RunTracker | None) -> None:
     if report.status not in FINAL_STATUSES:
         record_failure(report, KeyboardInterrupt())
     if tracker is not None and report.head_commit_before:

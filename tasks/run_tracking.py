@@ -19,7 +19,7 @@ from core.errors import OmsAuditError, RollbackRefused, SchemaDrift, StaleApprov
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_commits import commits_of_run
 from core.migration_lease import Lease, LeaseKeeper
-from core.migration_report import MigrationReport, RollbackReport
+from core.migration_report import MigrationReport, RollbackReport, RunReport
 from core.run_history import MigrationRunRecord, RunMode, RunStatus, record_run
 from core.terminus import TerminusGateway
 
@@ -30,7 +30,7 @@ RECENT_COMMITS = 1000  # how far back the log is read for this run's commits
 STOPPED_ERRORS = {cls.__name__ for cls in (SchemaDrift, StaleApproval, RollbackRefused)}
 
 
-def run_status(report: MigrationReport | RollbackReport) -> RunStatus:
+def run_status(report: RunReport) -> RunStatus:
     if report.approval.timed_out:
         return "timed_out"
     if report.status == "failed" and report.errors and report.errors[-1].type in STOPPED_ERRORS:
@@ -38,14 +38,16 @@ def run_status(report: MigrationReport | RollbackReport) -> RunStatus:
     return report.status
 
 
-def history_record(report: MigrationReport | RollbackReport, report_path: str | None) -> MigrationRunRecord:
+def history_record(report: RunReport, report_path: str | None) -> MigrationRunRecord:
     if isinstance(report, MigrationReport):
         fingerprint = report.plan.fingerprint if report.plan else ""
         states = {t.name: t.state for t in report.plan.types if t.state != "not_applicable"} if report.plan else {}
         mode: RunMode = report.mode
-    else:
+    elif isinstance(report, RollbackReport):
         fingerprint, mode = "", "rollback"
         states = {name: ("applied" if report.status == "succeeded" else "pending") for name in report.removals}
+    else:
+        raise TypeError(f"not a run report: {type(report).__name__}")
     return MigrationRunRecord(
         run_id=report.run_id,
         database=report.database,
@@ -73,7 +75,7 @@ class RunTracker:
     gateway costs more than the write itself (a new HTTP client and connection each time).
     """
 
-    def __init__(self, target: Target, report: MigrationReport | RollbackReport, report_path: str) -> None:
+    def __init__(self, target: Target, report: RunReport, report_path: str) -> None:
         self.target = target
         self.report = report
         self.report_path = report_path
