@@ -1,23 +1,23 @@
 """Run a flow in this process and answer its approval pause from here, the way an approver would in the UI.
 
-The flow runs in a worker thread exactly as it does under a deployment (same pause, same RunInput); this
-thread finds the run by a unique tag, watches it, and when it pauses reads the plan it shows and resumes it
-with the answer given at the terminal (or by ``--yes``).
+The flow runs in a worker thread exactly as it does under a deployment (same pause, same RunInput); an
+``on_running`` hook hands this thread the run's id, and this thread watches the run and, when it pauses,
+reads the plan it shows and resumes it with the answer given at the terminal (or by ``--yes``). (A tag
+would also find the run, but task runs inherit tags, and Prefect then checks tag concurrency limits
+through the API for every task run.)
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from prefect import tags
+from prefect import Flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun
 from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
@@ -36,19 +36,13 @@ class FlowOutcome:
     error: BaseException | None = field(default=None)
 
 
-def _find_run(tag: str) -> FlowRun | None:
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag])), limit=1)
-    return runs[0] if runs else None
-
-
 def _read_run(flow_run_id: UUID) -> FlowRun:
     with get_client(sync_client=True) as client:
         return client.read_flow_run(flow_run_id)
 
 
 def run_flow(
-    flow_fn: Callable[..., Any],
+    flow_fn: Flow[..., Any],
     parameters: dict[str, Any],
     *,
     answer: Answer | None,
@@ -57,13 +51,16 @@ def run_flow(
 ) -> FlowOutcome:
     """Run ``flow_fn(**parameters)``; answer its pause with ``answer`` (None: never answer, let it time out);
     call ``on_tick`` while it runs."""
-    tag = f"oms-audit-cli-{uuid.uuid4().hex[:12]}"
     result: dict[str, Any] = {}
+
+    def remember_run(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+        result["flow_run_id"] = flow_run.id
+
+    watched = flow_fn.with_options(on_running=[*flow_fn.on_running_hooks, remember_run])
 
     def work() -> None:
         try:
-            with tags(tag):
-                result["state"] = flow_fn(**parameters, return_state=True)
+            result["state"] = watched(**parameters, return_state=True)
         except BaseException as exc:  # surfaced to the caller below, never swallowed
             result["error"] = exc
 
@@ -73,9 +70,7 @@ def run_flow(
     answered: dict[str, Any] | None = None
     while worker.is_alive():
         worker.join(poll_seconds)
-        if flow_run_id is None:
-            found = _find_run(tag)
-            flow_run_id = found.id if found else None
+        flow_run_id = result.get("flow_run_id")
         on_tick(flow_run_id)
         if flow_run_id is None or answered is not None or answer is None:
             continue
