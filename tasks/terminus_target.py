@@ -6,6 +6,9 @@ name and the database/branch; each task resolves the settings itself (cached per
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from prefect import Task
@@ -15,6 +18,7 @@ from pydantic import BaseModel
 
 from blocks.environment import resolve_terminus
 from core.errors import is_transient
+from core.settings import TerminusSettings
 from core.terminus import TerminusGateway
 
 
@@ -35,10 +39,21 @@ def resolve_target(env: str, database: str | None = None, branch: str | None = N
     return Target(env=env, database=database or settings.database, branch=branch or settings.branch)
 
 
-def open_gateway(target: Target, *, database: str | None = None) -> TerminusGateway:
-    """A gateway on the target's database (or another database of the same server, e.g. the metadata one)."""
+@contextmanager
+def open_gateway(target: Target, *, database: str | None = None) -> Iterator[TerminusGateway]:
+    """A gateway on the target's database (or another database of the same server, e.g. the metadata one).
+
+    Shared by every task of this process that uses the same settings, database and branch: a new gateway
+    costs a TLS setup and the official client's connect round trips, per task. Gateways are thread-safe
+    and reconnect by themselves, so the shared one stays open for the process's life.
+    """
     settings = resolve_terminus(target.env).settings
-    return TerminusGateway(settings, database=database or target.database, branch=target.branch)
+    yield _shared_gateway(settings, database or target.database, target.branch)
+
+
+@lru_cache(maxsize=64)
+def _shared_gateway(settings: TerminusSettings, database: str, branch: str) -> TerminusGateway:
+    return TerminusGateway(settings, database=database, branch=branch)
 
 
 def configuration_of(env: str) -> tuple[str, str]:
