@@ -76,6 +76,9 @@ def blocked_plan_section(analysis: SchemaAnalysis) -> PlanSection:
     )
 
 
+HISTORY_INTERVAL_SECONDS = 1.0
+
+
 def _run_name() -> str:
     params = flow_run.parameters
     mode = "dry-run" if params.get("dry_run", True) else "execute"
@@ -93,10 +96,10 @@ def _patch_all(
     for done, operation in enumerate(plan.operations, start=1):
         keeper.raise_if_lost()
         states[operation.class_name].state = "applying"
-        # One history write per type: it also carries the previous type's "applied" (the report, a cheap
-        # local file, is saved on both sides of the patch); the final record closes the loop.
+        # The report (a cheap local file) is saved on both sides of every patch; the history record, a
+        # database write, at most every second (the run's final record brings it up to date).
         save_report(report, path)
-        tracker.record()
+        tracker.record(at_most_every=HISTORY_INTERVAL_SECONDS)
         try:
             patch_type(target, operation, report.service_account, message)
         except BaseException:

@@ -7,6 +7,7 @@ change must not be abandoned half-way because bookkeeping hiccuped (the JSON rep
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,8 +82,17 @@ class RunTracker:
         self.report_path = report_path
         self._ready = False
         self._gateway: TerminusGateway | None = None
+        self._recorded_at = 0.0
 
-    def record(self) -> None:
+    def record(self, *, at_most_every: float = 0.0) -> None:
+        """Write the record now, or (with ``at_most_every``) only if the last write is that many seconds old.
+
+        The patch loop throttles its per-type writes like the progress artifact: the JSON report carries
+        every type's state at every step, and the final write brings the history up to date.
+        """
+        if at_most_every and time.monotonic() - self._recorded_at < at_most_every:
+            return
+        self._recorded_at = time.monotonic()
         settings = resolve_terminus(self.target.env).settings
         try:
             if self._gateway is None:
