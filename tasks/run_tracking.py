@@ -111,9 +111,12 @@ class RunTracker:
             self._gateway = None
 
     def last_commit(self) -> str | None:
-        """The head the run left: its own newest patch commit (a later foreign commit is not ours)."""
+        """The head the run left: a migration's own newest patch commit (a later foreign commit is not ours);
+        for a rollback, the head it reset to or committed last."""
         try:
             with open_gateway(self.target) as gateway:
+                if isinstance(self.report, RollbackReport):
+                    return gateway.head_commit()
                 ours = commits_of_run(gateway.log(count=RECENT_COMMITS), self.report.run_id)
         except OmsAuditError as exc:
             get_run_logger().warning("Could not read the commits of this run: %s", exc)

@@ -50,6 +50,8 @@ def test_rollback_removes_exactly_the_added_fields_and_archives_the_dlq(workspac
         assert schema_differences(snapshot_of(report).schema_documents, gateway.schema()) == []
     rollback = only_report(workspace.reports_dir, "rollback_report_audit_fields_")
     assert rollback["status"] == "succeeded" and rollback["strategy"] == "remove_fields"
+    with workspace.gateway() as gateway:
+        assert rollback["head_commit_after"] == gateway.head_commit() != rollback["head_commit_before"]
     assert rollback["validation"]["ok"] is True
     archived = [Path(p) for p in rollback["archived_dlq_files"]]
     assert [p.name for p in archived] == ["audit_dlq_fallback.jsonl"]
@@ -64,6 +66,7 @@ def test_rollback_with_reset_returns_to_the_snapshot_commit(workspace: Workspace
         assert gateway.head_commit() == snapshot_of(report).head_commit
     rollback = only_report(workspace.reports_dir, "rollback_report_audit_fields_")
     assert rollback["strategy"] == "reset" and rollback["validation"]["ok"] is True
+    assert rollback["head_commit_after"] == snapshot_of(report).head_commit
 
 
 def test_reset_is_refused_when_commits_followed_the_migration(workspace: Workspace) -> None:
