@@ -5,14 +5,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from core.errors import LeaseHeld
-from core.metadata_db import AUDIT_EVENT, METADATA_BRANCH, ensure_metadata_db, metadata_gateway
+from core.metadata_db import AUDIT_EVENT, METADATA_BRANCH, metadata_gateway
 from core.migration_lease import (
     Lease,
     LeaseKeeper,
@@ -26,22 +25,6 @@ from core.settings import TerminusSettings
 from core.terminus import TerminusGateway
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def settings(sandbox: Any) -> Iterator[TerminusSettings]:
-    settings = TerminusSettings(url=sandbox.url, meta_database=f"meta_{uuid.uuid4().hex[:12]}")
-    with metadata_gateway(settings) as gateway:
-        ensure_metadata_db(gateway, settings)
-    yield settings
-    with metadata_gateway(settings) as gateway:
-        gateway.delete_database(settings.meta_database, missing_ok=True)
-
-
-@pytest.fixture
-def meta(settings: TerminusSettings) -> Iterator[TerminusGateway]:
-    with metadata_gateway(settings) as gateway:
-        yield gateway
 
 
 def _wait_for(condition: Any, what: str, timeout: float = 15.0) -> None:

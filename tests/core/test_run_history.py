@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import DocumentNotFound
-from core.metadata_db import MIGRATIONS_BRANCH, ensure_metadata_db, metadata_gateway
+from core.metadata_db import MIGRATIONS_BRANCH, metadata_gateway
 from core.run_history import (
     MigrationRunRecord,
     get_run,
@@ -26,22 +24,6 @@ from core.settings import TerminusSettings
 from core.terminus import TerminusGateway
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def settings(sandbox: Any) -> Iterator[TerminusSettings]:
-    settings = TerminusSettings(url=sandbox.url, meta_database=f"meta_{uuid.uuid4().hex[:12]}")
-    with metadata_gateway(settings) as gateway:
-        ensure_metadata_db(gateway, settings)
-    yield settings
-    with metadata_gateway(settings) as gateway:
-        gateway.delete_database(settings.meta_database, missing_ok=True)
-
-
-@pytest.fixture
-def meta(settings: TerminusSettings) -> Iterator[TerminusGateway]:
-    with metadata_gateway(settings) as gateway:
-        yield gateway
 
 
 def _run(run_id: str = "run-1", **overrides: Any) -> MigrationRunRecord:
