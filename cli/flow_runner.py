@@ -10,7 +10,6 @@ through the API for every task run.)
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
 from prefect.input.actions import read_flow_run_input
-from prefect.states import State
+from prefect.states import Cancelled, State
 
 Answer = Callable[[str], dict[str, Any]]
 """Given the plan's markdown, return the run input: decision, approver, comment, via."""
@@ -39,6 +38,18 @@ class FlowOutcome:
 def _read_run(flow_run_id: UUID) -> FlowRun:
     with get_client(sync_client=True) as client:
         return client.read_flow_run(flow_run_id)
+
+
+def _mark_interrupted(flow_run_id: UUID | None) -> None:
+    """Ctrl-C: this process (and the flow thread with it) is about to end, so record the run as Cancelled.
+
+    Otherwise the API would show it running forever, and its migration lease would block the next run until
+    it expired; with the run in a final state, the next run takes the lease over at once.
+    """
+    if flow_run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Cancelled(message="interrupted at the terminal (Ctrl-C)"), force=True)
 
 
 def run_flow(
@@ -68,19 +79,22 @@ def run_flow(
     worker.start()
     flow_run_id: UUID | None = None
     answered: dict[str, Any] | None = None
-    while worker.is_alive():
-        worker.join(poll_seconds)
-        flow_run_id = result.get("flow_run_id")
-        on_tick(flow_run_id)
-        if flow_run_id is None or answered is not None or answer is None:
-            continue
-        run = _read_run(flow_run_id)
-        if run.state is not None and run.state.is_paused():
-            keyset = keyset_from_paused_state(run.state)
-            description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
-            answered = answer(str(description))
-            resume_flow_run(flow_run_id, run_input=answered)
-            time.sleep(0)  # let the flow thread notice on its next poll
+    try:
+        while worker.is_alive():
+            worker.join(poll_seconds)
+            flow_run_id = result.get("flow_run_id")
+            on_tick(flow_run_id)
+            if flow_run_id is None or answered is not None or answer is None:
+                continue
+            run = _read_run(flow_run_id)
+            if run.state is not None and run.state.is_paused():
+                keyset = keyset_from_paused_state(run.state)
+                description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
+                answered = answer(str(description))
+                resume_flow_run(flow_run_id, run_input=answered)
+    except KeyboardInterrupt:
+        _mark_interrupted(result.get("flow_run_id"))
+        raise
     on_tick(flow_run_id)
     if "error" in result:
         raise result["error"]

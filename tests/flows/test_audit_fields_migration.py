@@ -337,3 +337,37 @@ def test_lease_left_by_a_run_that_ended_is_taken_over(workspace: Workspace) -> N
         acquire_lease(meta, database=workspace.database, owner="dave", run_id=str(ended.flow_run_id), ttl_seconds=600)
     outcome = workspace.migrate(dry_run=False)
     assert outcome.state.is_completed(), outcome.state
+
+
+def test_ctrl_c_at_the_terminal_cancels_the_run_and_frees_the_lease(workspace: Workspace) -> None:
+    from prefect.client.orchestration import get_client
+
+    from cli.flow_runner import run_flow
+    from flows.audit_fields_migration import audit_fields_migration
+
+    def interrupt_once_paused(flow_run_id: Any) -> None:
+        if flow_run_id is not None:
+            with get_client(sync_client=True) as client:
+                state = client.read_flow_run(flow_run_id).state
+            if state is not None and state.is_paused():
+                seen.append(flow_run_id)
+                raise KeyboardInterrupt
+
+    seen: list[Any] = []
+    parameters = {
+        "env": "test",
+        "dry_run": False,
+        "approval_poll_seconds": 1,
+        "approval_timeout_seconds": 20,
+        "reports_dir": str(workspace.reports_dir),
+    }
+    with pytest.raises(KeyboardInterrupt):
+        run_flow(audit_fields_migration, parameters, answer=None, on_tick=interrupt_once_paused)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(seen[0]).state
+    assert state is not None and state.is_cancelled(), state
+
+    # the interrupted run still holds the lease (its thread lives on in this test process), yet a new run
+    # may take it over at once: the holder's flow run has ended
+    again = workspace.migrate(dry_run=False)
+    assert again.state.is_completed(), again.state
