@@ -57,7 +57,7 @@ from cli.flow_runner import run_flow
 from core.audit_validation import validate_migration
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_plan import build_plan
-from core.migration_report import MigrationReport, load_report, save_report
+from core.migration_report import MigrationReport, save_report
 from core.run_history import MigrationRunRecord, record_run
 from core.schema_analysis import analyze_schema
 from core.settings import TerminusSettings, load_settings
@@ -219,8 +219,9 @@ def flow_migration(
     result = outcome.state.result()
     assert isinstance(result, dict) and result["status"] == "succeeded", result
     assert outcome.flow_run_id is not None
-    report = load_report(Path(result["report_path"]))
-    decided_at = datetime.fromisoformat(report["approval"]["decided_at"])
+    report = MigrationReport.model_validate_json(Path(result["report_path"]).read_text(encoding="utf-8"))
+    assert report.approval.decided_at is not None
+    decided_at = report.approval.decided_at
 
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(outcome.flow_run_id)
@@ -292,7 +293,7 @@ def per_type_pieces(
 ) -> dict[str, float]:
     """Seconds per call of each per-type piece, measured outside the flow on the flow's own finished run."""
     report_file = max(reports_dir.glob("migration_report_audit_fields_*.json"))
-    report = MigrationReport.model_validate(load_report(report_file))
+    report = MigrationReport.model_validate_json(report_file.read_text(encoding="utf-8"))
     pieces: dict[str, float] = {}
     scratch = reports_dir / "scratch.json"
     pieces["save the JSON report (whole run, all types)"] = _per_call(lambda: save_report(report, scratch), count)

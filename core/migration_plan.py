@@ -2,8 +2,9 @@
 
 A plan is built from a :class:`~core.schema_analysis.SchemaAnalysis`: one :class:`AddAuditFields` per patched
 type, each of which becomes one TerminusDB migration call (so one commit per type) and knows its reverse. The
-fingerprint binds the operations to the head commit they were planned against: the run that patches re-plans
-and must get the same fingerprint (:func:`check_drift`), else the schema drifted since approval.
+fingerprint binds the operations to the head commit they were planned against and is what an approver
+approves. After the approval the run re-plans (:func:`check_drift`): the schema must still equal the one
+planned against and the operations the approved ones; document writes that only moved the head are fine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationInfo, field_validator
 from core.audit_fields import AUDIT_FIELDS, audit_field_range
 from core.errors import PlanConflict, SchemaDrift
 from core.schema_analysis import SchemaAnalysis, TypeAction, TypeAnalysis
+from core.schema_documents import schema_differences
 
 __all__ = [
     "ASSUMED_SECONDS_PER_CALL",
@@ -254,7 +256,22 @@ def build_plan(
     )
 
 
-def check_drift(approved_fingerprint: str, current: MigrationPlan) -> None:
-    """Raise :class:`core.errors.SchemaDrift` unless re-planning gave the fingerprint that was approved."""
-    if current.fingerprint != approved_fingerprint:
-        raise SchemaDrift(approved_fingerprint, current.fingerprint)
+def check_drift(
+    approved: MigrationPlan,
+    current: MigrationPlan,
+    *,
+    planned_schema: list[dict[str, Any]],
+    current_schema: list[dict[str, Any]],
+) -> None:
+    """Raise :class:`core.errors.SchemaDrift` if the schema or the operations changed since ``approved``.
+
+    The head commit alone is not compared: on a live ontology every document write moves it, and an
+    approved plan could then never run. Any schema change is drift, even one the operations would survive.
+    """
+    changes = schema_differences(planned_schema, current_schema)
+    if not changes and [op.to_operations() for op in current.operations] != [
+        op.to_operations() for op in approved.operations
+    ]:
+        changes = ["the planned operations differ"]
+    if changes:
+        raise SchemaDrift(approved.fingerprint, current.fingerprint, changes=changes)

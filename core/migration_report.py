@@ -7,12 +7,11 @@ The report holds no secrets: it is built from plans, decisions and our own error
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -143,19 +142,6 @@ def write_json_atomically(path: Path, text: str) -> None:
 def save_report(report: BaseModel, path: Path) -> Path:
     write_json_atomically(path, report.model_dump_json(indent=2))
     return path
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    """The raw report, for rollback and the CLI; a clear error when the file is not a report."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"Report file {path} does not exist; pass the path printed by the run.") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"Report file {path} is not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
-    if not isinstance(data, dict) or "plan" not in data or "database" not in data:
-        raise ValueError(f"{path} is not an audit-fields migration report (no 'plan'/'database' keys).")
-    return data
 
 
 class RollbackReport(RunReport):

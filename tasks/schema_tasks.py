@@ -10,10 +10,9 @@ from prefect import task
 from prefect.artifacts import create_link_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.errors import PermissionDenied, SchemaDrift
-from core.migration_plan import MigrationPlan, build_plan
+from core.errors import PermissionDenied
+from core.migration_plan import MigrationPlan, build_plan, check_drift
 from core.schema_analysis import SchemaAnalysis, analyze_schema
-from core.schema_documents import schema_differences
 from core.schema_snapshot import SchemaSnapshot, take
 from core.terminus import TerminusGateway
 
@@ -98,10 +97,6 @@ def check_for_drift(
     snapshot = SchemaSnapshot.load(Path(snapshot_path))
     with open_gateway(target) as gateway:
         current, schema = _analyze(gateway, include, exclude)
-    changes = schema_differences(snapshot.schema_documents, schema)
     replanned = build_plan(current, database=target.database, branch=target.branch)
-    if changes or [op.to_operations() for op in replanned.operations] != [
-        op.to_operations() for op in approved.operations
-    ]:
-        raise SchemaDrift(approved.fingerprint, replanned.fingerprint, changes=changes or ["the operations differ"])
+    check_drift(approved, replanned, planned_schema=snapshot.schema_documents, current_schema=schema)
     return current

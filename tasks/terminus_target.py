@@ -63,10 +63,6 @@ def configuration_of(env: str) -> tuple[str, str]:
         return gateway.url, resolved.source
 
 
-def meta_database(target: Target) -> str:
-    return resolve_terminus(target.env).settings.meta_database
-
-
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Prefect ``retry_condition_fn``: retry connection trouble, timeouts, 5xx and lost races, never a 4xx."""
     try:

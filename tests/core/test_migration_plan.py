@@ -7,7 +7,7 @@ import re
 
 import pytest
 from pydantic import ValidationError
-from schema_builders import analyze, audit_props, cls
+from schema_builders import CONTEXT, analyze, audit_props, cls
 
 from core.audit_fields import AUDIT_FIELDS
 from core.errors import PlanConflict, SchemaDrift
@@ -143,11 +143,17 @@ def test_fingerprint_changes_with_the_head_commit_and_with_the_operations() -> N
 
 def test_check_drift() -> None:
     plan = plan_for()
-    check_drift(plan.fingerprint, plan_for())
+    schema = [CONTEXT, *DOCS]
+    # a document write moved the head commit: same schema, same operations, so no drift
+    check_drift(plan, plan_for(head="c9"), planned_schema=schema, current_schema=schema)
+    changed = [*schema, cls("LateArrival")]
     with pytest.raises(SchemaDrift) as caught:
-        check_drift(plan.fingerprint, plan_for(head="c9"))
+        check_drift(plan, plan_for(*DOCS, cls("LateArrival"), head="c9"), planned_schema=schema, current_schema=changed)
     assert caught.value.expected_fingerprint == plan.fingerprint
     assert caught.value.actual_fingerprint != plan.fingerprint
+    assert caught.value.changes == ["LateArrival: unexpected"]
+    with pytest.raises(SchemaDrift, match="operations differ"):
+        check_drift(plan, plan_for(exclude=["Versioned"]), planned_schema=schema, current_schema=schema)
 
 
 def test_estimate_uses_the_measured_call_time_and_the_documents_below_each_patched_class() -> None:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError, RollbackRefused
 from core.migration_report import (
     ApprovalSection,
     ErrorEntry,
     MigrationReport,
-    load_report,
     report_path,
     save_report,
 )
+from core.rollback_plan import load_rollback_source
 
 STARTED = datetime(2026, 11, 29, 21, 5, 7, 123456, tzinfo=UTC)
 
@@ -72,14 +73,17 @@ def test_saved_report_has_the_contract_fields(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp")), "temporary files must not be left behind"
 
 
-def test_load_report_explains_what_is_wrong(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_report(tmp_path / "missing.json")
+def test_rollback_source_explains_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_rollback_source(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        load_report(broken)
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        load_rollback_source(broken)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
-    with pytest.raises(ValueError, match="not an audit-fields migration report"):
-        load_report(other)
+    with pytest.raises(ConfigError, match="neither an audit-fields migration report nor a schema snapshot"):
+        load_rollback_source(other)
+    dry = save_report(make_report(), tmp_path / "dry.json")
+    with pytest.raises(RollbackRefused, match="dry-run report"):
+        load_rollback_source(dry)
