@@ -19,7 +19,7 @@ from click.exceptions import Abort
 from core.errors import ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
-from .outcome import EXIT_OK, EXIT_USAGE, exit_code, failure_of, find_report
+from .outcome import EXIT_OK, EXIT_USAGE, exit_code, exit_code_of, failure_of, find_report
 from .render import console, err_console, plan_table, show_markdown, summary_table
 from .run_view import RunView
 
@@ -207,7 +207,7 @@ def history(
         with TerminusGateway(settings, database=settings.meta_database) as gateway:
             runs = list_runs(gateway, database=database, limit=limit) if gateway.database_exists() else []
     except OmsAuditError as exc:
-        raise fail(str(exc), 1) from exc
+        raise fail(str(exc), exit_code_of(exc)) from exc
     table = Table(title=f"Migration runs ({settings.meta_database})")
     for column in (
         "started",

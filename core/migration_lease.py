@@ -33,7 +33,7 @@ from core.errors import (
     DataVersionConflict,
     DocumentNotFound,
     LeaseHeld,
-    OmsAuditError,
+    LeaseLost,
     is_transient,
 )
 from core.metadata_db import (
@@ -53,19 +53,6 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 GatewayFactory = Callable[[], TerminusGateway]
-
-
-class LeaseLost(OmsAuditError):
-    """Our lease was taken over by another run or removed; the work it protected must stop."""
-
-    def __init__(self, database: str, run_id: str, *, reason: str) -> None:
-        super().__init__(
-            f"Run {run_id} lost the migration lease on database '{database}': {reason}. "
-            "Stop this run; check the run history for what was applied and re-run to resume."
-        )
-        self.database = database
-        self.run_id = run_id
-        self.reason = reason
 
 
 class Lease(BaseModel):

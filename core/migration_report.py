@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from core.errors import ErrorCategory, category_of
+
 REPORT_PREFIX = "migration_report_audit_fields_"
 ROLLBACK_REPORT_PREFIX = "rollback_report_audit_fields_"
 
@@ -73,11 +75,13 @@ class ValidationSection(BaseModel):
 class ErrorEntry(BaseModel):
     type: str
     message: str
+    #: the error's category (core.errors), so the history's status and the exit code agree with the report
+    category: ErrorCategory = "failed"
     at: datetime = Field(default_factory=utc_now)
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorEntry:
-        return cls(type=type(exc).__name__, message=str(exc))
+        return cls(type=type(exc).__name__, message=str(exc), category=category_of(exc))
 
 
 class RunReport(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from core.errors import category_of
 from core.migration_report import (
     FINAL_STATUSES,
     ErrorEntry,
@@ -30,7 +31,11 @@ def record_failure(report: RunReport, exc: BaseException) -> None:
     if isinstance(exc, Exception):
         report.errors.append(ErrorEntry.from_exception(exc))
     else:  # KeyboardInterrupt, cancellation: the run was stopped from outside
-        report.errors.append(ErrorEntry(type=type(exc).__name__, message="the run was interrupted before it finished"))
+        report.errors.append(
+            ErrorEntry(
+                type=type(exc).__name__, message="the run was interrupted before it finished", category=category_of(exc)
+            )
+        )
 
 
 def _quietly(what: str, action: Callable[[], Any]) -> Any:

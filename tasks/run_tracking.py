@@ -16,7 +16,7 @@ from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 
 from blocks.environment import resolve_terminus
-from core.errors import OmsAuditError, RollbackRefused, SchemaDrift, StaleApproval
+from core.errors import OmsAuditError
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_commits import commits_of_run
 from core.migration_lease import Lease, LeaseKeeper
@@ -28,13 +28,12 @@ from .terminus_target import Target, open_gateway
 
 LEASE_TTL_SECONDS = 300.0
 RECENT_COMMITS = 1000  # how far back the log is read for this run's commits
-STOPPED_ERRORS = {cls.__name__ for cls in (SchemaDrift, StaleApproval, RollbackRefused)}
 
 
 def run_status(report: RunReport) -> RunStatus:
     if report.approval.timed_out:
         return "timed_out"
-    if report.status == "failed" and report.errors and report.errors[-1].type in STOPPED_ERRORS:
+    if report.status == "failed" and report.errors and report.errors[-1].category == "stopped":
         return "stopped"
     return report.status
 
