@@ -25,6 +25,7 @@
           ├── SchemaDrift             the schema changed since the plan was approved    stopped
           ├── LeaseHeld               another run holds the database's lease            stopped
           ├── LeaseLost               our lease was taken over or removed               stopped
+          ├── RunInterrupted          stopped from outside (Ctrl-C) between two steps   stopped
           ├── ApprovalTimedOut        nobody answered in time                           failed
           ├── StaleApproval           the approval was given for another plan           stopped
           ├── MigrationValidationFailed  after patching, a validation check failed      failed
@@ -65,6 +66,7 @@ __all__ = [
     "PlanConflict",
     "RequestRejected",
     "RollbackRefused",
+    "RunInterrupted",
     "SchemaCheckFailed",
     "SchemaDrift",
     "StaleApproval",
@@ -488,6 +490,22 @@ class LeaseLost(MigrationError):
         self.database = database
         self.run_id = run_id
         self.reason = reason
+
+
+class RunInterrupted(MigrationError):
+    """The run was asked to stop (Ctrl-C at the terminal); it stopped between two steps, nothing half-done."""
+
+    category: ErrorCategory = "stopped"
+
+    def __init__(self, how: str, *, applied: int | None = None, total: int | None = None) -> None:
+        done = f" {applied} of {total} types were patched before it stopped." if total else ""
+        super().__init__(
+            f"The run was interrupted ({how}) and stopped after the step in progress.{done} "
+            "Run the same command again: it finishes the job and validates the result."
+        )
+        self.how = how
+        self.applied = applied
+        self.total = total
 
 
 class ApprovalTimedOut(MigrationError):
