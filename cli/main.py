@@ -92,6 +92,26 @@ def check_configuration(env: str) -> Path:
         raise fail(str(exc)) from exc
 
 
+EXIT_INTERRUPTED = 130  # killed by SIGINT, as a shell reports it
+
+
+def say_stopping() -> None:
+    err_console.print(
+        "[yellow]Ctrl-C: stopping after the step in progress (the type being patched finishes and is "
+        "recorded; the lease is released). Press Ctrl-C again to abort at once.[/yellow]"
+    )
+
+
+def aborted() -> typer.Exit:
+    """A second Ctrl-C: the run is marked Cancelled and this process ends now."""
+    return fail(
+        "aborted at the terminal; the run was marked Cancelled and its lease is taken over by the next run. "
+        "A schema change in flight may still land. Run the same command again: it finishes the job and "
+        "validates the result.",
+        EXIT_INTERRUPTED,
+    )
+
+
 def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan: bool) -> None:
     path = find_report(reports_dir, run_id, prefix)
     if path is not None:
@@ -147,7 +167,10 @@ def migrate(
             parameters,
             answer=terminal_answer(yes=yes, what="plan"),
             on_tick=view.tick,
+            on_stop_requested=say_stopping,
         )
+    except KeyboardInterrupt:
+        raise aborted() from None
     finally:
         view.stop()
     finish(outcome.state, directory, outcome.flow_run_id, REPORT_PREFIX, show_plan=True)
@@ -182,7 +205,15 @@ def rollback(
         "triggered_by": getpass.getuser(),
     }
     console.print(f"Rolling back the run of {report.name}…")
-    outcome = run_flow(audit_fields_rollback, parameters, answer=terminal_answer(yes=yes, what="rollback"))
+    try:
+        outcome = run_flow(
+            audit_fields_rollback,
+            parameters,
+            answer=terminal_answer(yes=yes, what="rollback"),
+            on_stop_requested=say_stopping,
+        )
+    except KeyboardInterrupt:
+        raise aborted() from None
     finish(outcome.state, directory, outcome.flow_run_id, ROLLBACK_REPORT_PREFIX, show_plan=False)
 
 
