@@ -381,18 +381,24 @@ class TerminusServerError(TerminusError):
         url: str | None = None,
     ) -> None:
         said = _clause(api_message)
+        # TerminusDB answers an error it has no mapping for (e.g. violation_of_diamond_property) with its own
+        # typed 500: the same request fails the same way again. Gateways and proxies answer 502/503/504,
+        # or an untyped 500, when the server is briefly away: those are worth a retry.
+        deterministic = status == 500 and api_type in DETERMINISTIC_SERVER_ERRORS
+        advice = (
+            "TerminusDB could not carry out this request (its own unmapped error, e.g. a diamond-property "
+            "violation); retrying will not help: check the server log for the cause."
+            if deterministic
+            else "Retry later; if it persists, check the server log (an unmapped error can also mean the "
+            "request itself is invalid)."
+        )
         super().__init__(
-            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. Retry later; if it persists, "
-            "check the server log (an unmapped error can also mean the request itself is invalid).",
+            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. {advice}",
             url=url,
             status=status,
             api_type=api_type,
             api_message=api_message,
         )
-        # TerminusDB answers an error it has no mapping for (e.g. violation_of_diamond_property) with its own
-        # typed 500: the same request fails the same way again. Gateways and proxies answer 502/503/504,
-        # or an untyped 500, when the server is briefly away: those are worth a retry.
-        deterministic = status == 500 and api_type in DETERMINISTIC_SERVER_ERRORS
         self.category = "failed" if deterministic else "transient"
 
 

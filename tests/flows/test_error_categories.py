@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cli.outcome import EXIT_STOPPED, exit_code
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_lease import acquire_lease
 from core.run_history import get_run
@@ -20,14 +21,13 @@ UNHANDLED_500 = {
 }
 
 
-def test_a_held_lease_stops_the_run_exit_3_and_the_history_says_stopped(workspace: Workspace) -> None:
+def test_a_held_lease_is_recorded_as_stopped_as_the_exit_code_says(workspace: Workspace) -> None:
     settings = workspace.settings()
     with metadata_gateway(settings) as meta:
         ensure_metadata_db(meta, settings)
         acquire_lease(meta, database=workspace.database, owner="carol", run_id="other-run", ttl_seconds=600)
-    done = run_cli("migrate", "--env", "test", "--execute", "--yes")
-    assert done.returncode == 3, done.stderr[-2000:]
-    assert "carol" in done.stderr
+    outcome = workspace.migrate(dry_run=False)
+    assert exit_code(outcome.state) == EXIT_STOPPED
     report = only_report(workspace.reports_dir)
     assert report["errors"][-1]["category"] == "stopped"
     with metadata_gateway(settings) as meta:

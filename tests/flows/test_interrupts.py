@@ -25,7 +25,7 @@ from core.migration_lease import read_lease
 from core.run_history import get_run, list_runs
 from core.terminus import Commit
 
-from .cli_process import cli_env, run_cli, start_cli
+from .cli_process import cli_env, start_cli
 from .conftest import Workspace
 from .helpers import document_classes, missing_audit_fields, read_report
 
@@ -117,8 +117,8 @@ def test_ctrl_c_while_patching_stops_cleanly_and_a_rerun_finishes_and_validates(
     assert state is not None and state.is_cancelled(), state
 
     before = set(workspace.reports_dir.glob("migration_report_audit_fields_*.json"))
-    again = run_cli(*EXECUTE)
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = workspace.migrate(dry_run=False)
+    assert again.state.is_completed(), again.state
     rerun = only_new_report(workspace.reports_dir, before)
     assert rerun["validation"] and rerun["validation"]["ok"] is True
     assert_fully_patched_once(workspace)
@@ -134,9 +134,12 @@ def test_a_killed_run_is_taken_over_at_once_reconciled_and_its_successor_validat
             workspace.reports_dir, lambda r: list(states(r).values()) == ["applied", "applying"], killed
         )
         # a second run meanwhile is told who holds the lease, before it times or asks anything
-        racing = run_cli(*EXECUTE)
-        assert racing.returncode == 3, racing.stderr[-3000:]
-        assert f"pid {killed.pid} on" in racing.stderr and "holds the lease" in racing.stderr
+        before = set(workspace.reports_dir.glob("migration_report_audit_fields_*.json"))
+        racing = workspace.migrate(dry_run=False)
+        assert racing.state.is_failed() and racing.answered is None
+        error = only_new_report(workspace.reports_dir, before)["errors"][-1]
+        assert error["type"] == "LeaseHeld" and error["category"] == "stopped"
+        assert f"pid {killed.pid} on" in error["message"] and "holds the lease" in error["message"]
         os.killpg(killed.pid, signal.SIGKILL)
         killed.communicate(timeout=60)
     finally:
@@ -148,8 +151,8 @@ def test_a_killed_run_is_taken_over_at_once_reconciled_and_its_successor_validat
     assert record is not None and record.status == "running"
 
     before = set(workspace.reports_dir.glob("migration_report_audit_fields_*.json"))
-    successor = run_cli(*EXECUTE)  # same host, the holder's process is gone: no five-minute wait
-    assert successor.returncode == 0, successor.stderr[-3000:]
+    successor = workspace.migrate(dry_run=False)  # same host, the holder's process is gone: no five-minute wait
+    assert successor.state.is_completed(), successor.state
     rerun = only_new_report(workspace.reports_dir, before)
     assert any(report["run_id"] in warning and "crashed" in warning for warning in rerun["warnings"]), rerun
     assert rerun["validation"] and rerun["validation"]["ok"] is True
