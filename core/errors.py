@@ -32,10 +32,10 @@
           └── RollbackRefused         a rollback would be unsafe or meaningless         stopped
 
 The category is the one classification everything that reacts to an error reads (DESIGN §8):
-``transient`` — retrying the same call may succeed (:func:`is_transient`, the retry policies);
-``usage`` — the command or its configuration must change (CLI exit 2); ``stopped`` — the run stopped on
-purpose and changed nothing it should not have (exit 3, history ``stopped``); ``failed`` — anything else
-(exit 1). :func:`category_of` answers for any exception, ours or not.
+``transient`` — retrying the same call may succeed (:func:`is_transient`, the retry policies; HTTP 503);
+``usage`` — the command or its configuration must change (CLI exit 2, HTTP 400); ``stopped`` — the run
+stopped on purpose and changed nothing it should not have (exit 3, history ``stopped``, HTTP 409);
+``failed`` — anything else (exit 1, HTTP 500). :func:`category_of` answers for any exception, ours or not.
 Messages name what is wrong and what to do; none of them ever carries a token or a password.
 """
 
@@ -47,6 +47,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
+    "HTTP_STATUS",
     "AlreadyExists",
     "ApprovalTimedOut",
     "AuthenticationFailed",
@@ -76,6 +77,7 @@ __all__ = [
     "TerminusUnreachable",
     "UnknownTypes",
     "category_of",
+    "http_status_of",
     "is_transient",
     "summarize_witnesses",
 ]
@@ -566,6 +568,14 @@ def category_of(exc: BaseException) -> ErrorCategory:
     if isinstance(exc, KeyboardInterrupt):
         return "stopped"
     return "failed"
+
+
+#: the HTTP status the service answers for each category (the CLI's exit codes are in cli.outcome)
+HTTP_STATUS: dict[ErrorCategory, int] = {"transient": 503, "usage": 400, "stopped": 409, "failed": 500}
+
+
+def http_status_of(exc: BaseException) -> int:
+    return HTTP_STATUS[category_of(exc)]
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -279,3 +279,10 @@ def test_terminusdbs_own_500_is_deterministic_not_transient() -> None:
 
 def test_approval_rejected_is_gone() -> None:
     assert not hasattr(core.errors, "ApprovalRejected"), "a rejection ends the run Cancelled; it is not an error"
+
+
+def test_the_service_status_reads_the_category_too() -> None:
+    assert core.errors.http_status_of(TerminusServerError(status=503, url=URL)) == 503
+    assert core.errors.http_status_of(ConfigError("bad")) == 400
+    assert core.errors.http_status_of(SchemaDrift("a", "b")) == 409
+    assert core.errors.http_status_of(ValueError("not ours")) == 500
