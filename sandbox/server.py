@@ -37,17 +37,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox import api_branch, api_db, api_documents, api_history, api_migration
+from sandbox import api_branch, api_db, api_documents, api_history, api_migration, api_unsupported
 from sandbox.auth import ANONYMOUS, AuthConfig
 from sandbox.context import App, Call
-from sandbox.errors import UNHANDLED_BODY, ApiError, GenericError, UnhandledError
-from sandbox.faults import FaultRegistry, FaultSpecError, parse_rule
+from sandbox.errors import ApiError, GenericError, SchemaCheckFailure, UnhandledError
+from sandbox.faults import FaultRegistry, FaultRule, FaultSpecError, parse_rule
 from sandbox.store import Store
 from sandbox.wire import (
     Request,
     Response,
     error_response,
     inflate,
+    internal_error,
     json_response,
     method_not_allowed,
     not_found,
@@ -117,11 +118,30 @@ ROUTES: list[Route] = [
     Route("/api/reset/", {"POST": (api_branch.post_reset, api_branch.RESET_ERROR_TYPE)}),
     Route("/api/squash/", {"POST": (api_branch.post_squash, api_branch.SQUASH_ERROR_TYPE)}),
     Route("/api/prefixes/", {"GET": (api_branch.get_prefixes, api_branch.PREFIX_ERROR_TYPE)}),
+    # TerminusDB routes the sandbox does not implement (methods as TerminusDB declares them)
+    Route("/api/woql", {"POST": (api_unsupported.json_not_supported, "api:WoqlErrorResponse")}),
+    Route("/api/woql/", {"POST": (api_unsupported.json_not_supported, "api:WoqlErrorResponse")}),
+    Route("/api/rebase/", {"POST": (api_unsupported.json_not_supported, "api:RebaseErrorResponse")}),
+    Route("/api/optimize/", {"POST": (api_unsupported.not_supported, "api:OptimizeErrorResponse")}),
+    Route(
+        "/api/triples/",
+        {method: (api_unsupported.not_supported, "api:TriplesErrorResponse") for method in ("GET", "POST", "PUT")},
+    ),
+    Route(
+        "/api/schema/",
+        {method: (api_unsupported.not_supported, "api:FrameErrorResponse") for method in ("GET", "POST")},
+    ),
+    Route("/api/clone/", {"POST": (api_unsupported.not_supported, "api:CloneErrorResponse")}),
 ]
 
 
-def dispatch(app: App, request: Request) -> Response:
-    """Route one decoded /api request and turn raised errors into TerminusDB's replies."""
+def dispatch(app: App, request: Request, fault: FaultRule | None = None) -> Response:
+    """Route one decoded /api request and turn raised errors into TerminusDB's replies.
+
+    Whatever goes wrong - including a bug in a handler or in rendering its error - the client gets a JSON
+    reply (500 ``api:ErrorResponse`` at worst), never a dropped connection. ``fault`` is an injected
+    ``raise`` rule: the routed handler raises instead of running.
+    """
     for route in ROUTES:
         rest = route.match(request.path)
         if rest is None:
@@ -135,15 +155,32 @@ def dispatch(app: App, request: Request) -> Response:
         handler, error_type = entry
         try:
             user = app.auth.authenticate(request.header("authorization")) if route.authenticate else ANONYMOUS
+            if fault is not None:
+                _raise_injected(fault)
             return handler(Call(app, request, user, rest))
         except (ApiError, GenericError, UnhandledError) as exc:
             if isinstance(exc, UnhandledError):
                 log.info("unmapped error (HTTP 500): %s", exc.reason)
-            return error_response(exc, error_type, request)
-        except Exception:
+            try:
+                return error_response(exc, error_type, request)
+            except Exception as render_failure:
+                log.exception("internal error while rendering the error of %s %s", request.method, request.path)
+                return internal_error(render_failure)
+        except Exception as exc:
             log.exception("internal error while handling %s %s", request.method, request.path)
-            return json_response(UNHANDLED_BODY, 500)
+            return internal_error(exc)
     return not_found(request.path)
+
+
+class InjectedFault(RuntimeError):
+    """Raised by an injected ``raise`` fault: stands for a bug inside a handler."""
+
+
+def _raise_injected(fault: FaultRule) -> None:
+    if fault.error == "unrenderable":
+        # an error whose witness holds a value JSON cannot encode, as an internal sentinel once did
+        raise SchemaCheckFailure([{"@type": "injected_fault", "value": object()}])
+    raise InjectedFault("injected fault: the handler raised")
 
 
 def sandbox_control(app: App, request: Request) -> Response:
@@ -228,12 +265,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(sandbox_control(app, request), method)
             return
         fault = app.faults.take(method, split.path)
+        injected: FaultRule | None = None
         if fault is not None:
             if fault.action == "drop":
                 self.close_connection = True
                 return
             if fault.action == "delay":
                 time.sleep(fault.seconds)
+            elif fault.action == "raise":
+                injected = fault
             else:
                 body = (
                     fault.body
@@ -247,9 +287,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return
         try:
             request.body = inflate(raw, headers.get("content-encoding"))
-            response = dispatch(app, request)
+            response = dispatch(app, request, injected)
         except GenericError as exc:
             response = json_response(exc.body, exc.http_status)
+        except Exception as exc:  # a last line of defence: the client always gets a JSON reply
+            log.exception("internal error while handling %s %s", method, split.path)
+            response = internal_error(exc)
         self._send(response, method)
 
     def _send(self, response: Response, method: str) -> None:
