@@ -5,21 +5,57 @@ names the error envelope TerminusDB uses for it, so handlers only raise errors a
 
 Known differences from TerminusDB
 ---------------------------------
-* ``ValueHash`` ids use the sandbox's own stable content hash (64 hex), not TerminusDB's Prolog-printed hash.
-* Migration ops ``CastClassProperty``, ``ChangeParents`` and ``ChangeKey`` answer HTTP 500
-  (``api:UnhandledErrorResponse``); ``MoveClass`` and ``target`` mode cover only the cases we need.
-* A nested object that is not a subdocument is stored as a reference to a separate document.
+Each item says why it remains. "Not checked" means TerminusDB's source did not settle the detail.
+
+Ids and stored values
+* ``ValueHash`` ids use the sandbox's own stable content hash (64 hex): TerminusDB hashes a Prolog-printed
+  term that cannot be reproduced outside Prolog. Raw JSON documents (``raw_json=true``) get
+  ``JSONDocument/<sha256 of the sorted JSON>`` for the same reason; that they come back from GET with
+  ``@id`` and without ``@type`` is not checked.
 * After a schema change, stored base-type values are not re-parsed against a changed base type; instead every
-  instance (not only the latest layer's) is re-checked for structure - stricter than TerminusDB.
-* Guessed witness shapes (not confirmed against TerminusDB's source): ``not_a_valid_enum``,
-  ``no_choice_is_cardinality_one`` / ``choice_has_too_many_answers`` (TaggedUnion / ``@oneOf``).
-  ``violation_of_diamond_property`` ({"@type", "class", "predicate"}, full IRIs) matches the source.
-* ``compress_ids=false`` expands ids, keys and reference values but leaves enum values short.
-* Exact message texts of ``api:MissingContentTypeErrorResponse`` / ``api:BadContentTypeErrorResponse`` and of
-  a few other errors are paraphrased; types, fields and statuses follow TerminusDB.
-* Squash of a branch without any commit (``api:EmptySquashResponse``) cannot happen: every sandbox branch has
-  a head commit. Diff/apply, WOQL, GraphQL, frames, remotes and user/organisation management are absent.
+  instance (not only the latest layer's) is re-checked for structure - stricter than TerminusDB, which only
+  looks at the latest instance layer.
+* ``compress_ids=false`` expands ids, keys and reference values but leaves enum values short (not checked).
 * Layer ids are random (40 hex, TerminusDB's format); ``_system`` has a fixed data version per process.
+
+Documents
+* A nested document whose id is already stored with different content is refused with
+  ``api:DocumentIdAlreadyExists``; TerminusDB adds the triples (usually failing validation later) - the
+  sandbox keeps whole documents, not triples. In a replace (PUT) nested documents are written whether or
+  not they exist (not checked).
+* A ``Lexical``/``Hash`` key field that names a capture not yet bound is ``api:NotAllCapturesFound``
+  (TerminusDB's behaviour for such forward references is not checked).
+* The ``Foreign`` and ``Table`` type families are not implemented (``api:DocumentElaborationImpossible``).
+* Guessed witness shape (not confirmed against TerminusDB's source): ``not_a_valid_enum``; the TaggedUnion
+  witnesses use the ``@oneOf`` shape (``choice``, ``document``), which is confirmed for ``@oneOf`` only.
+  ``violation_of_diamond_property`` ({"@type", "class", "predicate"}, full IRIs) matches the source.
+* Query by example: malformed queries (unknown property, uncastable value, bad ``@regex``) are 400
+  ``api:QueryError`` with sandbox fields, and a query on the schema graph is
+  ``api:QueryIsOnlySupportedForInstanceGraphs``: TerminusDB's mapping of its ``query_error`` terms is not
+  checked. ``List``/``Array`` properties match any element (TerminusDB stores list cells; not checked);
+  ``@if-exists`` is not implemented; results come in store order.
+
+HTTP surface
+* An unsupported method on a known route is 405 with a JSON ``api:method_not_allowed`` body; TerminusDB's
+  405 comes from its HTTP library before any TerminusDB code runs, and that body is not checked.
+* Routes TerminusDB has but the sandbox does not implement (``/api/woql``, ``/api/rebase/``,
+  ``/api/optimize/``, ``/api/triples/``, ``/api/schema/`` frames, ``/api/clone/``) answer 501
+  ``api:NotSupportedBySandbox`` - after TerminusDB's content-type and JSON checks on ``woql``/``rebase``.
+  Diff/apply, GraphQL, remotes and user/organisation management are absent (404).
+* A failure of the sandbox itself (a bug) is 500 ``api:ErrorResponse`` / ``api:InternalServerError``; it has
+  no TerminusDB counterpart, but the client always gets JSON and the connection stays usable.
+* ``/api/info`` has TerminusDB's shape, but ``git_hash`` is a fixed placeholder (there is no TerminusDB
+  build behind the sandbox) and the store version is nominal.
+* Exact message texts of ``api:MissingContentTypeErrorResponse`` / ``api:BadContentTypeErrorResponse``,
+  ``api:QueryMissingType``, ``api:NotAllCapturesFound``, ``api:CaptureIdAlreadyBound`` and a few other
+  errors are paraphrased; types, fields and statuses follow TerminusDB.
+
+Migrations and history
+* Migration ops ``CastClassProperty`` and ``ChangeParents`` answer HTTP 500 (``api:UnhandledErrorResponse``);
+  ``MoveClass`` and ``target`` mode cover only the cases we need. ``ChangeKey`` follows TerminusDB's source;
+  that subdocuments of re-inserted instances keep their old ids (as the source reads) is not exercised.
+* Squash of a branch without any commit (``api:EmptySquashResponse``) cannot happen: every sandbox branch has
+  a head commit.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Set
+from typing import Set  # noqa: UP035 - the client maps typing.Set, not the builtin, to a Set range
 
 import pytest
 from terminusdb_client import Client, GraphType
@@ -137,8 +137,8 @@ def test_nested_documents_and_empty_sets_via_document_templates(client: Client) 
         _schema = schema
         _key = LexicalKey(["name"])
         name: str
-        members: Set[Member]
-        tags: Set[str]
+        members: Set[Member]  # noqa: UP006
+        tags: Set[str]  # noqa: UP006
 
     schema.commit(client, commit_msg="crew schema")
     ada, bob = Member(name="Ada"), Member(name="Bob")
