@@ -3,10 +3,14 @@ parsed it (query-string ``true``/``false``/``null`` are the JSON literals), and 
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+
+from sandbox.server import SandboxServer
 
 COMMIT = {"author": "tester", "message": "test"}
 SCHEMA = [{"@type": "Class", "@id": "Person", "@key": {"@type": "Lexical", "@fields": ["name"]}, "name": "xsd:string"}]
@@ -16,11 +20,27 @@ NON_NEGATIVE = "non-negative integer"
 GRAPH = "graph (schema, instance)"
 
 
+def _populate(http: httpx.Client, name: str) -> None:
+    path = f"/api/document/admin/{name}"
+    assert http.post(path, params={**COMMIT, "graph_type": "schema"}, json=SCHEMA).status_code == 200
+    assert http.post(path, params=COMMIT, json=[{"@type": "Person", "name": "Ann"}]).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def db(sandbox: SandboxServer) -> Iterator[str]:
+    """Shared by the tests that change nothing (each asserts that ``Person/Ann`` is still there)."""
+    name = f"params_{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=sandbox.url, auth=("admin", "root"), timeout=30) as http:
+        assert http.post(f"/api/db/admin/{name}", json={"label": name}).status_code == 200
+        _populate(http, name)
+        yield name
+        http.delete(f"/api/db/admin/{name}")
+
+
 @pytest.fixture
-def db(admin_http: httpx.Client, fresh_db: str) -> str:
-    path = f"/api/document/admin/{fresh_db}"
-    assert admin_http.post(path, params={**COMMIT, "graph_type": "schema"}, json=SCHEMA).status_code == 200
-    assert admin_http.post(path, params=COMMIT, json=[{"@type": "Person", "name": "Ann"}]).status_code == 200
+def own_db(admin_http: httpx.Client, fresh_db: str) -> str:
+    """A database of the test's own, for the tests that write."""
+    _populate(admin_http, fresh_db)
     return fresh_db
 
 
@@ -126,12 +146,13 @@ def test_delete_bad_target_deletes_nothing(
 def test_delete_bad_flag(admin_http: httpx.Client, db: str, query: str, name: str, expected: str, value: Any) -> None:
     reply = admin_http.request("DELETE", f"/api/document/admin/{db}?{query}", content=b'["Person/Ann"]')
     _assert_bad_parameter(reply, "api:DeleteDocumentErrorResponse", name, expected, value)
+    assert admin_http.get(f"/api/document/admin/{db}", params={"id": "Person/Ann"}).status_code == 200
 
 
-def test_delete_of_valid_ids_still_works(admin_http: httpx.Client, db: str) -> None:
-    reply = admin_http.request("DELETE", f"/api/document/admin/{db}", params=COMMIT, content=b'"Person/Ann"')
+def test_delete_of_valid_ids_still_works(admin_http: httpx.Client, own_db: str) -> None:
+    reply = admin_http.request("DELETE", f"/api/document/admin/{own_db}", params=COMMIT, content=b'"Person/Ann"')
     assert reply.status_code == 204
-    assert admin_http.get(f"/api/document/admin/{db}", params={"id": "Person/Ann"}).status_code == 404
+    assert admin_http.get(f"/api/document/admin/{own_db}", params={"id": "Person/Ann"}).status_code == 404
 
 
 def test_delete_without_target_is_missing_targets(admin_http: httpx.Client, db: str) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+
+from sandbox.server import SandboxServer
 
 COMMIT = {"author": "tester", "message": "test"}
 SCHEMA = [
@@ -30,25 +34,30 @@ POPPER = {"@type": "Person", "name": "Karl Popper", "age": 92, "order": 5}
 GODEL = {"@type": "Person", "name": "Kurt Gödel", "age": 71, "order": 5}
 
 
-@pytest.fixture
-def db(admin_http: httpx.Client, fresh_db: str) -> str:
-    path = f"/api/document/admin/{fresh_db}"
-    assert admin_http.post(path, params={**COMMIT, "graph_type": "schema"}, json=SCHEMA).status_code == 200
-    instances = [
-        ARISTOTLE,
-        PLATO,
-        SOCRATES,
-        {"@id": "Group/0", "@type": "Group", "people": [KANT, POPPER, GODEL]},
-        {"@id": "Group/1", "@type": "Group", "people": []},
-        {"@id": "Group/2", "@type": "Group"},
-        {"@id": "Friendship/0", "@type": "Friendship", "friend": "Person/Immanuel%20Kant"},
-        {"@id": "Friendship/2", "@type": "Friendship"},
-        {"@id": "Car/0", "@type": "Car", "colour": "red", "tags": ["fast", "old"]},
-        {"@id": "Car/1", "@type": "Car", "colour": "blue", "tags": ["slow"]},
-    ]
-    reply = admin_http.post(path, params=COMMIT, json=instances)
-    assert reply.status_code == 200, reply.text
-    return fresh_db
+@pytest.fixture(scope="module")
+def db(sandbox: SandboxServer) -> Iterator[str]:
+    """One database for the whole module: every test here only reads."""
+    name = f"query_{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=sandbox.url, auth=("admin", "root"), timeout=30) as http:
+        assert http.post(f"/api/db/admin/{name}", json={"label": name}).status_code == 200
+        path = f"/api/document/admin/{name}"
+        assert http.post(path, params={**COMMIT, "graph_type": "schema"}, json=SCHEMA).status_code == 200
+        instances = [
+            ARISTOTLE,
+            PLATO,
+            SOCRATES,
+            {"@id": "Group/0", "@type": "Group", "people": [KANT, POPPER, GODEL]},
+            {"@id": "Group/1", "@type": "Group", "people": []},
+            {"@id": "Group/2", "@type": "Group"},
+            {"@id": "Friendship/0", "@type": "Friendship", "friend": "Person/Immanuel%20Kant"},
+            {"@id": "Friendship/2", "@type": "Friendship"},
+            {"@id": "Car/0", "@type": "Car", "colour": "red", "tags": ["fast", "old"]},
+            {"@id": "Car/1", "@type": "Car", "colour": "blue", "tags": ["slow"]},
+        ]
+        reply = http.post(path, params=COMMIT, json=instances)
+        assert reply.status_code == 200, reply.text
+        yield name
+        http.delete(f"/api/db/admin/{name}")
 
 
 def _query(admin_http: httpx.Client, db: str, body: dict[str, Any]) -> httpx.Response:
