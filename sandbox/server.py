@@ -290,7 +290,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         method = self.command.upper()
         try:
             raw = self._read_raw_body()
-        except (ValueError, OSError):
+        except ValueError:
+            # a malformed length or chunk header: answer, then close (the rest of the stream is unreadable)
+            self.close_connection = True
+            body = {"api:status": "api:failure", "api:message": "The request body framing could not be read"}
+            self._send(json_response(body, 400), method)
+            return
+        except OSError:
             self.close_connection = True
             return
         override = headers.get("x-http-method-override")

@@ -4,6 +4,7 @@ missing-content-type / invalid-JSON replies (also on routes the sandbox does not
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from collections.abc import Callable
 
@@ -161,3 +162,18 @@ def test_info_with_bad_credentials_is_401(sandbox: SandboxServer) -> None:
     reply = httpx.get(sandbox.url + "/api/info", auth=("admin", "wrong"))
     assert reply.status_code == 401
     assert reply.json()["api:error"] == {"@type": "api:IncorrectAuthenticationError"}
+
+
+def test_malformed_chunked_body_gets_a_json_400(sandbox: SandboxServer) -> None:
+    with socket.create_connection((sandbox.host, sandbox.port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/db/admin/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+        )
+        reply = b""
+        while chunk := conn.recv(4096):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"application/json" in head
+    assert b"could not be read" in body
