@@ -32,7 +32,8 @@ Documents
 * Query by example: malformed queries (unknown property, uncastable value, bad ``@regex``) are 400
   ``api:QueryError`` with sandbox fields, and a query on the schema graph is
   ``api:QueryIsOnlySupportedForInstanceGraphs``: TerminusDB's mapping of its ``query_error`` terms is not
-  checked. ``List``/``Array`` properties match any element (TerminusDB stores list cells; not checked);
+  checked. A value for a ``Set``/``List``/``Array`` property matches any member, and an id for an
+  ``Optional`` link matches that id: how TerminusDB's query expansion treats those ranges is not checked.
   ``@if-exists`` is not implemented; results come in store order.
 
 HTTP surface
