@@ -385,7 +385,7 @@ class TerminusServerError(TerminusError):
         said = _clause(api_message)
         # TerminusDB answers an error it has no mapping for (e.g. violation_of_diamond_property) with its own
         # typed 500: the same request fails the same way again. Gateways and proxies answer 502/503/504,
-        # or an untyped 500, when the server is briefly away: those are worth a retry.
+        # or an untyped 500, when the server is away for a moment: those are worth a retry.
         deterministic = status == 500 and api_type in DETERMINISTIC_SERVER_ERRORS
         advice = (
             "TerminusDB could not carry out this request (its own unmapped error, e.g. a diamond-property "

@@ -1,4 +1,4 @@
-"""The house rules the next flows rely on: record-keeping lives once, in tasks.run_record; one of each helper."""
+"""House rules the next flows rely on: record-keeping lives once, in tasks.run_record; one of each building block."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_flows_keep_no_books_of_their_own() -> None:
         assert "TypeEntry(" not in text and "MigrationRunRecord" not in text, f"{path.name}: conversions live in core"
 
 
-def test_one_of_each_helper() -> None:
+def test_one_of_each_building_block() -> None:
     sources = _sources("core", "tasks", "flows", "cli")
     definitions = {
         "TypeState": r"^TypeState\b",
