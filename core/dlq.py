@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
@@ -74,8 +74,7 @@ class DlqStats:
         return max(0.0, ((now or datetime.now(UTC)) - self.oldest_enqueued_at).total_seconds())
 
 
-@dataclass(frozen=True)
-class RawLine:
+class RawLine(NamedTuple):
     """One line as read: bytes without the newline, its start offset, and whether a newline ended it."""
 
     data: bytes
@@ -84,8 +83,7 @@ class RawLine:
     complete: bool
 
 
-@dataclass(frozen=True)
-class ParsedLine:
+class ParsedLine(NamedTuple):
     """A line that is an event (``event``), blank (both None) or unusable (``reason`` says why)."""
 
     event: AuditEvent | None
