@@ -19,6 +19,7 @@ from click.exceptions import Abort
 from core.errors import ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
+from .dlq import dlq_app
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, exit_code_of, failure_of, find_report
 from .render import console, err_console, plan_table, show_markdown, summary_table
 from .run_view import RunView
@@ -29,6 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(dlq_app, name="dlq")
 
 EnvOption = Annotated[str, typer.Option("--env", help="Environment: Prefect block of that name, else env vars.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking (recorded as such).")]

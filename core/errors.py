@@ -19,17 +19,23 @@
      │    └── TerminusServerError     5xx: 502/503/504 or an untyped 500                transient
      │                                TerminusDB's own typed 500 (api:UnhandledErrorResponse,
      │                                e.g. violation_of_diamond_property): deterministic failed
-     └── MigrationError               the migration or rollback stopped on purpose      failed
-          ├── PlanConflict            a class has an audit field with another range     stopped
-          ├── UnknownTypes            include/exclude names a type the schema lacks     usage
-          ├── SchemaDrift             the schema changed since the plan was approved    stopped
-          ├── LeaseHeld               another run holds the database's lease            stopped
-          ├── LeaseLost               our lease was taken over or removed               stopped
-          ├── RunInterrupted          stopped from outside (Ctrl-C) between two steps   stopped
-          ├── ApprovalTimedOut        nobody answered in time                           failed
-          ├── StaleApproval           the approval was given for another plan           stopped
-          ├── MigrationValidationFailed  after patching, a validation check failed      failed
-          └── RollbackRefused         a rollback would be unsafe or meaningless         stopped
+     ├── MigrationError               the migration or rollback stopped on purpose      failed
+     │    ├── PlanConflict            a class has an audit field with another range     stopped
+     │    ├── UnknownTypes            include/exclude names a type the schema lacks     usage
+     │    ├── SchemaDrift             the schema changed since the plan was approved    stopped
+     │    ├── LeaseHeld               another run holds the database's lease            stopped
+     │    ├── LeaseLost               our lease was taken over or removed               stopped
+     │    ├── RunInterrupted          stopped from outside (Ctrl-C) between two steps   stopped
+     │    ├── ApprovalTimedOut        nobody answered in time                           failed
+     │    ├── StaleApproval           the approval was given for another plan           stopped
+     │    ├── MigrationValidationFailed  after patching, a validation check failed      failed
+     │    └── RollbackRefused         a rollback would be unsafe or meaningless         stopped
+     └── AuditError                   audit delivery, the DLQ, its metrics and alerts   failed
+          ├── AuditSinkUnavailable    the audit sink cannot be reached (events go to the DLQ) transient
+          ├── DlqWriteFailed          a DLQ file cannot be written: missing, read-only, full transient
+          ├── DlqUnavailable          the DLQ folder cannot be read                     usage
+          ├── MetricsPushFailed       the Pushgateway is down or refused the push       failed
+          └── AlertDeliveryFailed     the alert webhook failed (its URL is never shown) failed
 
 The category is the one classification everything that reacts to an error reads (DESIGN §8):
 ``transient`` — retrying the same call may succeed (:func:`is_transient`, the retry policies; HTTP 503);
@@ -48,17 +54,23 @@ from typing import Any, Literal
 
 __all__ = [
     "HTTP_STATUS",
+    "AlertDeliveryFailed",
     "AlreadyExists",
     "ApprovalTimedOut",
+    "AuditError",
+    "AuditSinkUnavailable",
     "AuthenticationFailed",
     "BranchNotFound",
     "ConfigError",
     "DataVersionConflict",
     "DatabaseNotFound",
+    "DlqUnavailable",
+    "DlqWriteFailed",
     "DocumentNotFound",
     "ErrorCategory",
     "LeaseHeld",
     "LeaseLost",
+    "MetricsPushFailed",
     "MigrationError",
     "MigrationValidationFailed",
     "NotFound",
@@ -559,6 +571,83 @@ class RollbackRefused(MigrationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Audit delivery, the DLQ, metrics and alerts
+
+
+class AuditError(OmsAuditError):
+    """Audit events could not go where they should; each subclass says what was kept."""
+
+
+class AuditSinkUnavailable(AuditError):
+    """The audit sink cannot be reached at all (transient); the caller keeps the events (DLQ)."""
+
+    category: ErrorCategory = "transient"
+
+    def __init__(self, sink: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot deliver audit events to {sink} ({reason}). The events stay in the dead-letter queue; "
+            "check that the sink is up, then run `oms-audit dlq sweep` again."
+        )
+        self.sink = sink
+        self.reason = reason
+
+
+class DlqWriteFailed(AuditError):
+    """A DLQ file cannot be written, so the events it should hold were not kept."""
+
+    category: ErrorCategory = "transient"
+
+    def __init__(self, path: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot write the dead-letter queue file {path} ({reason}). Create the folder or fix its "
+            "permissions / free disk space, or point OMS_AUDIT_DLQ_DIR at a writable folder."
+        )
+        self.path = path
+        self.reason = reason
+
+
+class DlqUnavailable(AuditError):
+    """The DLQ folder cannot be read."""
+
+    category: ErrorCategory = "usage"
+
+    def __init__(self, path: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot use the dead-letter queue folder {path} ({reason}). Pass --dir or set OMS_AUDIT_DLQ_DIR "
+            "to the folder the application writes its audit_dlq_*.jsonl files to."
+        )
+        self.path = path
+        self.reason = reason
+
+
+class MetricsPushFailed(AuditError):
+    """The Pushgateway did not take the sweep's metrics; the sweep's work itself is complete."""
+
+    category: ErrorCategory = "failed"
+
+    def __init__(self, url: str, *, reason: str) -> None:
+        super().__init__(
+            f"Could not push DLQ metrics to the Pushgateway at {url} ({reason}). No DLQ data was lost; check "
+            "PROMETHEUS_PUSHGATEWAY_URL and that the Pushgateway is up (the next sweep pushes again)."
+        )
+        self.url = url
+        self.reason = reason
+
+
+class AlertDeliveryFailed(AuditError):
+    """The alert webhook did not take a notification; it is sent again by the next sweep."""
+
+    category: ErrorCategory = "failed"
+
+    def __init__(self, *, reason: str) -> None:
+        super().__init__(
+            f"Could not deliver the DLQ alert to DLQ_ALERT_WEBHOOK ({reason}). No DLQ data was lost; the "
+            "alert is sent again by the next sweep. Check the webhook receiver."
+        )
+        self.reason = reason
 
 
 def category_of(exc: BaseException) -> ErrorCategory:

@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import State
 
-from core.dlq_archive import archive_dlq_files
+from core.dlq import archive_dlq_files
 from core.errors import MigrationValidationFailed, RollbackRefused
 from core.migration_commits import rollback_message
 from core.migration_report import ROLLBACK_REPORT_PREFIX, ApprovalSection, RollbackReport
