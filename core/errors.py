@@ -28,6 +28,15 @@
           ├── MigrationValidationFailed  after patching, a validation check failed
           └── RollbackRefused         a rollback would be unsafe or meaningless
 
+    OmsAuditError (write path: identity, audit delivery, the write freeze)
+     ├── IdentityError               a caller's token could not be turned into a principal
+     │    ├── TokenRejected          a verdict: the token is not valid (.reason: expired, wrong audience …)
+     │    ├── IamUnavailable         no verdict: IAM timed out, failed (5xx) or answered nonsense; retry later
+     │    └── IamNotConfigured       neither IAM_JWKS_URL nor IAM_SERVICE_URL is set: every token is refused
+     ├── AccessDenied                verified, but the principal lacks what the operation needs (.required)
+     ├── AuditUndeliverable          the audit event reached neither the sink nor the DLQ: the write is refused
+     └── WritesFrozen                a rollback holds the write freeze (.reason, .set_by); reads go on
+
 ``is_transient(exc)`` says which of them are worth a retry (used as Prefect's ``retry_condition_fn``).
 Messages name what is wrong and what to do; none of them ever carries a token or a password.
 """
@@ -40,15 +49,20 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "AlreadyExists",
     "ApprovalRejected",
     "ApprovalTimedOut",
+    "AuditUndeliverable",
     "AuthenticationFailed",
     "BranchNotFound",
     "ConfigError",
     "DataVersionConflict",
     "DatabaseNotFound",
     "DocumentNotFound",
+    "IamNotConfigured",
+    "IamUnavailable",
+    "IdentityError",
     "LeaseHeld",
     "MigrationError",
     "MigrationValidationFailed",
@@ -65,7 +79,9 @@ __all__ = [
     "TerminusServerError",
     "TerminusTimeout",
     "TerminusUnreachable",
+    "TokenRejected",
     "UnknownTypes",
+    "WritesFrozen",
     "is_transient",
     "summarize_witnesses",
 ]
@@ -480,6 +496,77 @@ class RollbackRefused(MigrationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Write path: identity, audit delivery, the write freeze
+
+
+class IdentityError(OmsAuditError):
+    """The caller's token could not be turned into a verified principal."""
+
+
+class TokenRejected(IdentityError):
+    """A verdict: the token is not acceptable. ``reason`` is short and safe to show (never the token)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The token was rejected: {reason}. Get a fresh token from the IAM service and retry.")
+        self.reason = reason
+
+
+class IamUnavailable(IdentityError):
+    """No verdict could be had: IAM (or its JWKS) timed out, failed or answered something unreadable."""
+
+    def __init__(self, url: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot verify tokens: the IAM service at {url} {reason}. Retry later; if it persists, check "
+            "IAM_SERVICE_URL / IAM_VERIFICATION_ENDPOINT (or IAM_JWKS_URL) and the IAM service's health."
+        )
+        self.url = url
+        self.reason = reason
+
+
+class IamNotConfigured(IdentityError):
+    """No verifier is configured, so no token can be accepted (there are no unauthenticated writes)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "IAM is not configured: set IAM_JWKS_URL (with IAM_ISSUER and IAM_AUDIENCE) or IAM_SERVICE_URL; "
+            "until then every token is refused."
+        )
+
+
+class AccessDenied(OmsAuditError):
+    """The principal is verified but lacks what the operation requires (a role, or being a service account)."""
+
+    def __init__(self, what: str, *, required: str) -> None:
+        super().__init__(f"{what} requires {required}. Ask the IAM team for a token that has it.")
+        self.required = required
+
+
+class AuditUndeliverable(OmsAuditError):
+    """The audit event could be stored neither in the sink nor in the DLQ, so the write it records is refused."""
+
+    def __init__(self, *, sink_error: str, dlq_error: str) -> None:
+        super().__init__(
+            f"The audit event could not be stored (audit sink: {sink_error}; DLQ: {dlq_error}). The write was "
+            "not kept. Make the audit sink reachable or OMS_AUDIT_DLQ_DIR writable (and not full), then retry."
+        )
+        self.sink_error = sink_error
+        self.dlq_error = dlq_error
+
+
+class WritesFrozen(OmsAuditError):
+    """A rollback (or an operator) froze writes; reads keep working."""
+
+    def __init__(self, *, reason: str, set_by: str | None = None) -> None:
+        by = f" by {set_by}" if set_by else ""
+        super().__init__(
+            f"Writes are frozen{by}: {reason}. Retry after the rollback ends (`oms-audit freeze status` shows "
+            "the freeze; `oms-audit freeze off` clears it)."
+        )
+        self.reason = reason
+        self.set_by = set_by
 
 
 def is_transient(exc: BaseException) -> bool:
