@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 __all__ = [
+    "AuditSinkSettings",
+    "CollectorSettings",
+    "DlqSettings",
     "IamSettings",
     "MigrationSettings",
     "MonitoringSettings",
@@ -133,6 +136,44 @@ class MonitoringSettings(BaseSettings):
     dlq_dir: Path = Field(Path("/tmp"), validation_alias="OMS_AUDIT_DLQ_DIR")
     dlq_alert_threshold: int = Field(100, ge=0, validation_alias="DLQ_ALERT_THRESHOLD")
     dlq_age_threshold_seconds: float = Field(3600, gt=0, validation_alias="DLQ_AGE_THRESHOLD_SECONDS")
+
+
+# ---- audit sink and DLQ (the DLQ sweep) -------------------------------------------------------------
+
+
+class AuditSinkSettings(BaseSettings):
+    """Where audit events are stored: an external backend when ``AUDIT_BACKEND_URL`` is set, else the
+    metadata database."""
+
+    model_config = _COMMON
+
+    backend_url: HttpUrl | None = Field(None, validation_alias="AUDIT_BACKEND_URL")
+    timeout_seconds: float = Field(5.0, gt=0, validation_alias="AUDIT_BACKEND_TIMEOUT_SECONDS")
+
+
+class DlqSettings(BaseSettings):
+    """The dead-letter queue's folder, durability and replay policy."""
+
+    model_config = _COMMON
+
+    dlq_dir: Path = Field(Path("/tmp"), validation_alias="OMS_AUDIT_DLQ_DIR")
+    fsync: bool = Field(False, validation_alias="OMS_AUDIT_DLQ_FSYNC")
+    max_attempts: int = Field(5, ge=1, validation_alias="OMS_AUDIT_DLQ_MAX_ATTEMPTS")
+    batch_size: int = Field(500, ge=1, le=100_000, validation_alias="OMS_AUDIT_DLQ_BATCH_SIZE")
+
+
+class CollectorSettings(BaseSettings):
+    """How often the DLQ gauges are refreshed, and the collector's own ``/metrics`` endpoint (off unless a
+    port is set: a service exposes them on its own ``/metrics``)."""
+
+    model_config = _COMMON
+
+    interval_seconds: float = Field(15.0, gt=0, validation_alias="OMS_AUDIT_METRICS_INTERVAL_SECONDS")
+    port: int | None = Field(None, ge=0, le=65535, validation_alias="OMS_AUDIT_METRICS_PORT")
+    host: str = Field("127.0.0.1", min_length=1, validation_alias="OMS_AUDIT_METRICS_HOST")
+
+
+# ---- end of audit sink and DLQ -----------------------------------------------------------------------
 
 
 class MigrationSettings(BaseSettings):

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 
-from core.dlq_archive import archive_dlq_files
+from core.dlq import archive_dlq_files
 from core.errors import ApprovalTimedOut, MigrationValidationFailed, RollbackRefused
 from core.migration_commits import rollback_message
 from core.migration_report import (
