@@ -118,7 +118,8 @@ class AsyncDocumentClient:
     # ------------------------------------------------------------------------------------------------
 
     def _path(self, database: str, branch: str) -> str:
-        return f"/api/document/{quote(self.team, safe='')}/{quote(database, safe='')}/local/branch/{quote(branch, safe='')}"
+        team, db, br = (quote(part, safe="") for part in (self.team, database, branch))
+        return f"/api/document/{team}/{db}/local/branch/{br}"
 
     async def _write(
         self,

@@ -32,7 +32,14 @@ from core.dlq import DeadLetterQueue
 from core.errors import AccessDenied, IdentityError, OmsAuditError, TerminusError, WritesFrozen
 from core.identity import Principal, TokenVerifier, bearer_token, open_verifier
 from core.metadata_db import ensure_metadata_db, metadata_gateway
-from core.settings import IamSettings, MonitoringSettings, ServiceSettings, TerminusSettings, load_settings
+from core.settings import (
+    AuditSinkSettings,
+    DlqSettings,
+    IamSettings,
+    ServiceSettings,
+    TerminusSettings,
+    load_settings,
+)
 from core.stamping import stamp_create, stamp_update
 from core.terminus_async import AsyncDocumentClient
 from core.write_freeze import FreezeState, read_write_freeze_async
@@ -51,8 +58,8 @@ class ServiceConfig:
     terminus: TerminusSettings = field(default_factory=lambda: load_settings(TerminusSettings))
     iam: IamSettings = field(default_factory=lambda: load_settings(IamSettings))
     service: ServiceSettings = field(default_factory=lambda: load_settings(ServiceSettings))
-    monitoring: MonitoringSettings = field(default_factory=lambda: load_settings(MonitoringSettings))
-    sink: AuditSink | None = None  # default: open_audit_sink() with the short audit timeout
+    dlq: DlqSettings = field(default_factory=lambda: load_settings(DlqSettings))
+    sink_settings: AuditSinkSettings = field(default_factory=lambda: load_settings(AuditSinkSettings))
 
 
 class Runtime:
@@ -62,9 +69,12 @@ class Runtime:
         self.config = config
         self.verifier: TokenVerifier = open_verifier(config.iam)
         self.documents = AsyncDocumentClient(config.terminus)
-        sink_terminus = config.terminus.model_copy(update={"timeout_seconds": config.service.audit_timeout_seconds})
-        self.sink = config.sink or open_audit_sink(terminus_settings=sink_terminus)
-        self.dlq = DeadLetterQueue(config.monitoring.dlq_dir, fsync=_dlq_fsync(config.monitoring))
+        # the sink gets the short audit timeout: a slow sink sends events to the DLQ, it does not stall writes
+        short = {"timeout_seconds": config.service.audit_timeout_seconds}
+        self.sink: AuditSink = open_audit_sink(
+            config.sink_settings.model_copy(update=short), config.terminus.model_copy(update=short)
+        )
+        self.dlq = DeadLetterQueue(config.dlq.dlq_dir, fsync=config.dlq.fsync)
         self.emitter = AuditEmitter(
             self.sink,
             self.dlq,
@@ -105,10 +115,6 @@ class Runtime:
         while True:
             await asyncio.sleep(self.config.service.freeze_poll_seconds)
             await self._read_freeze()
-
-
-def _dlq_fsync(monitoring: MonitoringSettings) -> bool:
-    return bool(getattr(monitoring, "dlq_fsync", False))
 
 
 def _ensure_metadata(settings: TerminusSettings) -> None:
@@ -231,7 +237,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         )
 
     def runtime_of(request: Request) -> Runtime:
-        return request.app.state.runtime  # type: ignore[no-any-return]
+        return request.app.state.runtime
 
     async def authenticate(request: Request, denied_action: str) -> Principal:
         """The verified principal, or the error; a refusal is audited first (never with the token)."""

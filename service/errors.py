@@ -6,10 +6,13 @@ The body is ``{"error": <kind>, "message": <what is wrong and what to do>, ...}`
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from core.audit_fields import AUDIT_FIELDS, XSD_IRI
 from core.errors import (
     AccessDenied,
     AlreadyExists,
@@ -27,10 +30,10 @@ from core.errors import (
     TerminusUnreachable,
     TokenRejected,
     WritesFrozen,
+    summarize_witnesses,
 )
 
 RETRY_AFTER_SECONDS = "5"
-AUDIT_FIELD_PREFIXES = ("_created_", "_updated_")
 
 
 class BadRequest(OmsAuditError):
@@ -78,17 +81,48 @@ def error_reply(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
 
 def schema_check_message(exc: SchemaCheckFailed) -> str:
     """TerminusDB's witnesses in a sentence, with the fix for the most common one (no audit fields yet)."""
-    if any(_names_audit_field(w) for w in exc.witnesses):
-        return (
-            "The document's class has no audit fields yet (TerminusDB refused _created_by/_updated_by): run the "
-            f"audit-fields migration first (`oms-audit migrate --execute`). TerminusDB said: {exc.summary}."
-        )
-    return f"TerminusDB refused the document: {exc.summary}. Fix the document to match the schema and retry."
+    witnesses = [w for w in exc.witnesses if isinstance(w, Mapping)]
+    for witness in witnesses:
+        properties = [_short_name(p) for p in _as_list(witness.get("property"))]
+        if witness.get("@type") == "unknown_property_for_type" and any(p in AUDIT_FIELDS for p in properties):
+            return (
+                f"Class '{_short_name(witness.get('type'))}' has no audit fields yet: run the audit-fields migration "
+                "first (`oms-audit migrate --execute`), then retry."
+            )
+    said = "; ".join(_describe_witness(w) for w in witnesses[:3]) or exc.summary
+    return f"TerminusDB refused the document: {said}. Fix the document to match the schema and retry."
 
 
-def _names_audit_field(witness: Any) -> bool:
-    text = str(witness)
-    return any(prefix in text for prefix in AUDIT_FIELD_PREFIXES)
+def _describe_witness(witness: Mapping[str, Any]) -> str:
+    kind = witness.get("@type")
+    if kind == "ascribed_type_does_not_exist":
+        return f"class '{_short_name(witness.get('ascribed_type'))}' does not exist in the schema"
+    if kind == "unknown_property_for_type":
+        names = ", ".join(_short_name(p) for p in _as_list(witness.get("property")))
+        return f"class '{_short_name(witness.get('type'))}' has no property {names}"
+    if kind is None:  # {field: {inner witness}}
+        parts = []
+        for key, inner in witness.items():
+            if isinstance(inner, Mapping):
+                value = json.dumps(inner.get("value"), default=str)[:80]
+                expected = _short_name(inner.get("type")) or "?"
+                parts.append(f"field '{_short_name(key)}': {value} is not a valid {expected} ({inner.get('@type')})")
+        if parts:
+            return "; ".join(parts)
+    return summarize_witnesses([{k: v for k, v in witness.items() if k != "document"}])
+
+
+def _short_name(iri: Any) -> str:
+    text = str(iri or "")
+    if text.startswith(XSD_IRI):
+        return "xsd:" + text[len(XSD_IRI) :]
+    return text.rsplit("#", 1)[-1]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
 
 
 def _body(kind: str, message: str) -> dict[str, Any]:
