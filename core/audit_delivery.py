@@ -5,10 +5,11 @@ not take (it was unreachable, too slow, or rejected single events) is appended t
 with the error; if the DLQ cannot be written either, :class:`~core.errors.AuditUndeliverable` is raised and
 the caller must not report the write as done.
 
-:class:`AuditEmitter` adds group commit for a concurrent service: events emitted while a delivery is in
-flight, or within ``window`` of the first one, go to the sink in one call, and each ``emit`` returns only
-once *its* event is stored (sink or DLQ). One sink insert per batch instead of per request is what keeps
-auditing from halving write throughput. :func:`deliver_events` is the same policy for one synchronous batch.
+:class:`AuditEmitter` adds group commit for a concurrent service: events emitted within ``window`` of the
+first one, or while every delivery slot is busy, go to the sink in one call (a few calls may be in flight),
+and each ``emit`` returns only once *its* event is stored (sink or DLQ). One sink insert per batch instead
+of per request is what keeps auditing from halving write throughput. :func:`deliver_events` is the same
+policy for one synchronous batch.
 
 Counters (``core.monitoring.audit_metrics``) are incremented once per event, when it is durable.
 """
@@ -153,19 +154,24 @@ class AuditEmitter:
         timeout_seconds: float = 2.0,
         window_seconds: float = 0.003,
         max_batch: int = 500,
+        max_in_flight: int = 4,
     ) -> None:
         self.sink = sink
         self.dlq = dlq
         self.timeout_seconds = timeout_seconds
         self.window_seconds = window_seconds
         self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
         self.batches = 0  # sink calls made (for tests and benchmarks: proof of grouping)
         self.sink_healthy: bool | None = None  # None until the first delivery
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self.max_in_flight)
         self._worker = asyncio.create_task(self._run(), name="audit-emitter")
 
     async def stop(self) -> None:
@@ -186,26 +192,37 @@ class AuditEmitter:
         return await done
 
     async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        """Collect a batch, hand it to a delivery task, repeat; at most ``max_in_flight`` deliveries at once.
+
+        A batch is what arrived within ``window`` of its first event, plus whatever queued while every
+        delivery slot was busy: the slower the sink, the bigger the batches.
+        """
+        assert self._queue is not None and self._slots is not None
+        queue, slots = self._queue, self._slots
         while True:
             batch = [await queue.get()]
             if self.window_seconds > 0:
                 await asyncio.sleep(self.window_seconds)
+            await slots.acquire()
             while len(batch) < self.max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
-            try:
-                await self._deliver(batch)
-            except Exception as exc:  # never leave a request waiting forever
-                log.exception("Audit delivery failed unexpectedly")
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(
-                            AuditUndeliverable(sink_error=_describe(exc), dlq_error="not attempted")
-                        )
-            finally:
-                for _ in batch:
-                    queue.task_done()
+            task = asyncio.create_task(self._deliver_and_release(batch))
+            self._deliveries.add(task)
+            task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver_and_release(self, batch: list[_Pending]) -> None:
+        assert self._queue is not None and self._slots is not None
+        try:
+            await self._deliver(batch)
+        except Exception as exc:  # never leave a request waiting forever
+            log.exception("Audit delivery failed unexpectedly")
+            for pending in batch:
+                if not pending.done.done():
+                    pending.done.set_exception(AuditUndeliverable(sink_error=_describe(exc), dlq_error="not attempted"))
+        finally:
+            self._slots.release()
+            for _ in batch:
+                self._queue.task_done()
 
     async def _deliver(self, batch: list[_Pending]) -> None:
         events = [pending.event for pending in batch]

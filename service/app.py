@@ -318,7 +318,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                 [stamped], author=principal.id, message=f"create {doc_type} via oms-audit"
             )
             doc_id = target.resource_id = ids[0] if ids else str(stamped.get("@id", ""))
-            stored = await runtime.documents.get(doc_id)
+            stored = {"@id": doc_id, **stamped}  # what was stored, without a second round trip to read it back
 
             async def undo() -> None:
                 await runtime.documents.delete(
@@ -342,7 +342,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
             stored = await runtime.documents.get(doc_id)
             stamped = stamp_update(document, stored, principal, datetime.now(UTC))
             await runtime.documents.replace([stamped], author=principal.id, message=f"update {doc_id} via oms-audit")
-            after = await runtime.documents.get(doc_id)
+            after = stamped
 
             async def undo() -> None:
                 await runtime.documents.replace(
