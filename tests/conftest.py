@@ -78,14 +78,14 @@ def faults(sandbox: SandboxServer) -> Iterator[Callable[..., dict]]:
 
 @pytest.fixture(scope="session")
 def iam_server() -> Iterator[LocalIssuer]:
-    """The local IAM issuer (real keys, verify + JWKS endpoints on a free loopback port) for the session."""
+    """The local IAM issuer (real keys, verify + JWKS endpoints on a free loopback port), started once."""
     with LocalIssuer() as issuer:
         yield issuer
 
 
 @pytest.fixture
 def iam(iam_server: LocalIssuer) -> Iterator[LocalIssuer]:
-    """The session's IAM issuer, its switches back to normal after the test."""
+    """The shared IAM issuer, its switches back to normal after the test."""
     iam_server.reset()
     yield iam_server
     iam_server.reset()

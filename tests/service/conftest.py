@@ -43,14 +43,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def make_ontology(sandbox: SandboxServer) -> str:
+def make_ontology(sandbox: SandboxServer, schema: list[dict[str, Any]] | None = None) -> str:
     name = f"svc_{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=sandbox.url, auth=ADMIN_AUTH, timeout=30) as client:
         assert client.post(f"/api/db/admin/{name}", json={"label": name}).status_code == 200
         reply = client.post(
             f"/api/document/admin/{name}",
             params={"graph_type": "schema", "author": "test", "message": "schema"},
-            json=SCHEMA,
+            json=schema or SCHEMA,
         )
         assert reply.status_code == 200, reply.text
     return name
@@ -156,7 +156,7 @@ class Deployment:
 
 @pytest.fixture
 def deploy(sandbox: SandboxServer, iam: LocalIssuer, tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
-    """Factory: ``deploy(verifier="jwks"|"iam_service", dlq_dir=..., command=..., preexec=..., **env)``."""
+    """Factory: ``deploy(verifier="jwks"|"iam_service", dlq_dir=..., command=..., preexec=..., schema=..., **env)``."""
     started: list[Deployment] = []
     databases: list[str] = []
 
@@ -166,9 +166,10 @@ def deploy(sandbox: SandboxServer, iam: LocalIssuer, tmp_path: Path) -> Iterator
         dlq_dir: Path | None = None,
         command: list[str] | None = None,
         preexec: Callable[[], None] | None = None,
+        schema: list[dict[str, Any]] | None = None,
         **extra: str,
     ) -> Deployment:
-        database = make_ontology(sandbox)
+        database = make_ontology(sandbox, schema)
         meta = f"meta_{uuid.uuid4().hex[:8]}"
         databases.extend([database, meta])
         directory = dlq_dir or tmp_path / f"dlq-{len(started)}"

@@ -219,3 +219,21 @@ def test_oms_audit_serve_command(deploy: Callable[..., Deployment], iam: LocalIs
     # SIGTERM: uvicorn finishes in-flight requests and the emitter's queue, then re-raises the signal
     assert deployment.service.stop() in (0, -15)
     assert "Application shutdown complete" in deployment.service.log()
+
+
+def test_readme_body_fits_the_demo_ontology(deploy: Callable[..., Deployment], iam: LocalIssuer) -> None:
+    from core.audit_fields import AUDIT_FIELDS, audit_field_range
+    from sandbox.demo_seed import demo_schema
+
+    schema = [
+        {**doc, **{f: audit_field_range(f) for f in AUDIT_FIELDS}} if doc.get("@id") == "OntologyResource" else doc
+        for doc in demo_schema()
+    ]
+    readme = (ROOT / "README.md").read_text()
+    body = json.loads(
+        readme.split("the demo ontology's ObjectType needs more fields:", 1)[1].split("-d '", 1)[1].split("'", 1)[0]
+    )
+    deployment = deploy(schema=schema)
+    reply = deployment.client.post("/api/v1/objects", json=body, headers=bearer(iam.token("u-readme", username="rita")))
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["_created_by"] == "u-readme"
