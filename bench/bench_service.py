@@ -5,7 +5,7 @@ document per request, as an application without oms-audit would), then through `
 (verify with the local JWKS, stamp, insert with the principal as author, audit event grouped into the
 metadata database). Afterwards every successful service write must have its event in the sink or the DLQ.
 
-Run: ``uv run python bench/bench_service.py [--seconds 20] [--clients 16]``
+Run: ``uv run python bench/bench_service.py [--seconds 20] [--clients 16] [--service-env NAME=VALUE ...]``
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--service-env", action="append", default=[], help="NAME=VALUE for the service")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
     sandbox_port = free_port()
@@ -146,6 +147,7 @@ def main() -> None:
                 IAM_ISSUER=ISSUER,
                 IAM_AUDIENCE=AUDIENCE,
             )
+            env.update(item.split("=", 1) for item in args.service_env)
             port = free_port()
             service = subprocess.Popen(
                 [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning"],
