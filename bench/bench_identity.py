@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from core.identity import JwksVerifier
-from core.settings import IamSettings
+from core.settings import IamSettings, load_settings
 from core.stamping import stamp_create
 from tests.iam_issuer import AUDIENCE, ISSUER, LocalIssuer
 
@@ -40,8 +40,8 @@ def main() -> None:
         for alg in ("RS256", "ES256"):
             tokens = [issuer.token(f"u-{i}", username=f"user{i}", alg=alg, expires_in=3600) for i in range(TOKENS)]
             for ttl in (0, 60):
-                settings = IamSettings(
-                    jwks_url=issuer.jwks_url, issuer=ISSUER, audience=AUDIENCE, cache_ttl_seconds=ttl
+                settings = load_settings(
+                    IamSettings, jwks_url=issuer.jwks_url, issuer=ISSUER, audience=AUDIENCE, cache_ttl_seconds=ttl
                 )
                 rates = []
                 for _ in range(REPEATS):
