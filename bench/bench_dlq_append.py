@@ -4,7 +4,7 @@ Each append is one event, as the write path's fallback does for a lone failed de
 check the tail, write the whole line, unlock (``DeadLetterQueue.append``). The bare loop writes the same
 bytes to an ``O_APPEND`` descriptor with no lock and no checks: the floor.
 
-Run: ``uv run python bench/bench_dlq.py`` (in a temporary folder on the machine's disk)
+Run: ``uv run python bench/bench_dlq_append.py`` (in a temporary folder on the machine's disk)
 """
 
 from __future__ import annotations
