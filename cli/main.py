@@ -20,6 +20,7 @@ from core.errors import ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
 from . import service_commands
+from .dlq import dlq_app
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, failure_of, find_report
 from .render import console, err_console, plan_table, show_markdown, summary_table
 from .run_view import RunView
@@ -30,6 +31,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(dlq_app, name="dlq")
 
 EnvOption = Annotated[str, typer.Option("--env", help="Environment: Prefect block of that name, else env vars.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking (recorded as such).")]
