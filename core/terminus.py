@@ -642,9 +642,7 @@ _ALREADY_EXISTS = {
 }
 
 
-def transport_error(
-    exc: Exception, *, url: str, timeout_seconds: float, phase: str | None = None
-) -> TerminusError:
+def transport_error(exc: Exception, *, url: str, timeout_seconds: float, phase: str | None = None) -> TerminusError:
     """Map a failure without a reply (httpx, or socket/``http.client`` ones) to the matching ``TerminusError``.
 
     ``phase`` ("connect"/"read") says where a plain socket timeout happened; httpx's exceptions say it themselves.
