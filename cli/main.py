@@ -19,6 +19,7 @@ from click.exceptions import Abort
 from core.errors import ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
+from . import service_commands
 from .dlq import dlq_app
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, exit_code_of, failure_of, find_report
 from .render import console, err_console, plan_table, show_markdown, summary_table
@@ -283,6 +284,10 @@ def demo(
     from cli.demo import run_demo
 
     raise typer.Exit(run_demo(reports_dir=reports_dir, ask=ask))
+
+
+app.command()(service_commands.serve)
+app.command()(service_commands.freeze)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,12 +30,19 @@
      │    ├── StaleApproval           the approval was given for another plan           stopped
      │    ├── MigrationValidationFailed  after patching, a validation check failed      failed
      │    └── RollbackRefused         a rollback would be unsafe or meaningless         stopped
-     └── AuditError                   audit delivery, the DLQ, its metrics and alerts   failed
-          ├── AuditSinkUnavailable    the audit sink cannot be reached (events go to the DLQ) transient
-          ├── DlqWriteFailed          a DLQ file cannot be written: missing, read-only, full transient
-          ├── DlqUnavailable          the DLQ folder cannot be read                     usage
-          ├── MetricsPushFailed       the Pushgateway is down or refused the push       failed
-          └── AlertDeliveryFailed     the alert webhook failed (its URL is never shown) failed
+     ├── AuditError                   audit delivery, the DLQ, its metrics and alerts   failed
+     │    ├── AuditSinkUnavailable    the audit sink cannot be reached (events go to the DLQ) transient
+     │    ├── DlqWriteFailed          a DLQ file cannot be written: missing, read-only, full transient
+     │    ├── DlqUnavailable          the DLQ folder cannot be read                     usage
+     │    ├── MetricsPushFailed       the Pushgateway is down or refused the push       failed
+     │    ├── AlertDeliveryFailed     the alert webhook failed (its URL is never shown) failed
+     │    └── AuditUndeliverable      neither the sink nor the DLQ took the event: write refused transient
+     ├── IdentityError               a caller's token could not be made a principal    usage
+     │    ├── TokenRejected          a verdict: not valid (.reason: expired, audience…) usage
+     │    ├── IamUnavailable         no verdict: IAM timed out, 5xx or nonsense        transient
+     │    └── IamNotConfigured       neither IAM_JWKS_URL nor IAM_SERVICE_URL is set   usage
+     ├── AccessDenied                verified, but lacks the role it needs (.required) usage
+     └── WritesFrozen                a rollback holds the write freeze; reads go on    transient
 
 The category is the one classification everything that reacts to an error reads (DESIGN §8):
 ``transient`` — retrying the same call may succeed (:func:`is_transient`, the retry policies; HTTP 503);
@@ -54,11 +61,13 @@ from typing import Any, Literal
 
 __all__ = [
     "HTTP_STATUS",
+    "AccessDenied",
     "AlertDeliveryFailed",
     "AlreadyExists",
     "ApprovalTimedOut",
     "AuditError",
     "AuditSinkUnavailable",
+    "AuditUndeliverable",
     "AuthenticationFailed",
     "BranchNotFound",
     "ConfigError",
@@ -68,6 +77,9 @@ __all__ = [
     "DlqWriteFailed",
     "DocumentNotFound",
     "ErrorCategory",
+    "IamNotConfigured",
+    "IamUnavailable",
+    "IdentityError",
     "LeaseHeld",
     "LeaseLost",
     "MetricsPushFailed",
@@ -87,7 +99,9 @@ __all__ = [
     "TerminusServerError",
     "TerminusTimeout",
     "TerminusUnreachable",
+    "TokenRejected",
     "UnknownTypes",
+    "WritesFrozen",
     "category_of",
     "http_status_of",
     "is_transient",
@@ -648,6 +662,91 @@ class AlertDeliveryFailed(AuditError):
             "alert is sent again by the next sweep. Check the webhook receiver."
         )
         self.reason = reason
+
+
+# ----------------------------------------------------------------------------------------------------
+# Write path: identity, audit delivery, the write freeze
+
+
+class IdentityError(OmsAuditError):
+    """The caller's token could not be turned into a verified principal."""
+
+    category: ErrorCategory = "usage"
+
+
+class TokenRejected(IdentityError):
+    """A verdict: the token is not acceptable. ``reason`` is short and safe to show (never the token)."""
+
+    category: ErrorCategory = "usage"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The token was rejected: {reason}. Get a fresh token from the IAM service and retry.")
+        self.reason = reason
+
+
+class IamUnavailable(IdentityError):
+    """No verdict could be had: IAM (or its JWKS) timed out, failed or answered something unreadable."""
+
+    category: ErrorCategory = "transient"
+
+    def __init__(self, url: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot verify tokens: the IAM service at {url} {reason}. Retry later; if it persists, check "
+            "IAM_SERVICE_URL / IAM_VERIFICATION_ENDPOINT (or IAM_JWKS_URL) and the IAM service's health."
+        )
+        self.url = url
+        self.reason = reason
+
+
+class IamNotConfigured(IdentityError):
+    """No verifier is configured, so no token can be accepted (there are no unauthenticated writes)."""
+
+    category: ErrorCategory = "usage"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "IAM is not configured: set IAM_JWKS_URL (with IAM_ISSUER and IAM_AUDIENCE) or IAM_SERVICE_URL; "
+            "until then every token is refused."
+        )
+
+
+class AccessDenied(OmsAuditError):
+    """The principal is verified but lacks what the operation requires (a role, or being a service account)."""
+
+    category: ErrorCategory = "usage"
+
+    def __init__(self, what: str, *, required: str) -> None:
+        super().__init__(f"{what} requires {required}. Ask the IAM team for a token that has it.")
+        self.required = required
+
+
+class AuditUndeliverable(AuditError):
+    """The audit event could be stored neither in the sink nor in the DLQ, so the write it records is refused."""
+
+    category: ErrorCategory = "transient"
+
+    def __init__(self, *, sink_error: str, dlq_error: str) -> None:
+        super().__init__(
+            f"The audit event could not be stored (audit sink: {sink_error}; DLQ: {dlq_error}). The write was "
+            "not kept. Make the audit sink reachable or OMS_AUDIT_DLQ_DIR writable (and not full), then retry."
+        )
+        self.sink_error = sink_error
+        self.dlq_error = dlq_error
+
+
+class WritesFrozen(OmsAuditError):
+    """A rollback (or an operator) froze writes; reads keep working."""
+
+    category: ErrorCategory = "transient"
+
+    def __init__(self, *, reason: str, set_by: str | None = None) -> None:
+        by = f" by {set_by}" if set_by else ""
+        super().__init__(
+            f"Writes are frozen{by}: {reason}. Retry after the rollback ends (`oms-audit freeze status` shows "
+            "the freeze; `oms-audit freeze off` clears it)."
+        )
+        self.reason = reason
+        self.set_by = set_by
 
 
 def category_of(exc: BaseException) -> ErrorCategory:

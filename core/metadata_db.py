@@ -38,6 +38,7 @@ METADATA_AUTHOR: Final = "oms-audit"
 AUDIT_EVENT: Final = "AuditEvent"
 MIGRATION_RUN: Final = "MigrationRun"
 MIGRATION_LEASE: Final = "MigrationLease"
+WRITE_FREEZE: Final = "WriteFreeze"
 
 
 def _optional(range_: str) -> dict[str, str]:
@@ -106,6 +107,16 @@ METADATA_SCHEMA: Final[list[dict[str, Any]]] = [
         "host": _optional("xsd:string"),
         "pid": _optional("xsd:integer"),
         "process_started": _optional("xsd:string"),
+    },
+    {
+        # present while writes to `database` are frozen (the rollback's "stop application" step)
+        "@id": WRITE_FREEZE,
+        "@type": "Class",
+        "@key": _lexical("database"),
+        "database": "xsd:string",
+        "reason": "xsd:string",
+        "set_by": "xsd:string",
+        "set_at": "xsd:dateTime",
     },
 ]
 

@@ -24,6 +24,7 @@ __all__ = [
     "IamSettings",
     "MigrationSettings",
     "MonitoringSettings",
+    "ServiceSettings",
     "TerminusSettings",
     "load_settings",
 ]
@@ -82,6 +83,9 @@ class TerminusSettings(BaseSettings):
     timeout_seconds: float = Field(30.0, gt=0, validation_alias="TERMINUS_DB_TIMEOUT_SECONDS")
 
 
+# ---- write path (identity, the service, audit delivery) ---------------------------------------------
+
+
 class IamSettings(BaseSettings):
     """How caller tokens are verified: a local JWKS if ``jwks_url`` is set, else the IAM service."""
 
@@ -95,7 +99,33 @@ class IamSettings(BaseSettings):
     issuer: str | None = Field(None, validation_alias="IAM_ISSUER")
     audience: str | None = Field(None, validation_alias="IAM_AUDIENCE")
     timeout_seconds: float = Field(5.0, gt=0, validation_alias="IAM_TIMEOUT_SECONDS")
-    cache_ttl_seconds: int = Field(60, ge=0, validation_alias="IAM_CACHE_TTL_SECONDS")
+    #: verdict cache (0 = off): never longer than the token's own exp
+    cache_ttl_seconds: int = Field(0, ge=0, validation_alias="IAM_CACHE_TTL_SECONDS")
+    leeway_seconds: int = Field(30, ge=0, le=300, validation_alias="IAM_LEEWAY_SECONDS")
+    #: the JWKS is fetched again for an unknown kid at most this often
+    jwks_min_refresh_seconds: float = Field(30.0, ge=0, validation_alias="IAM_JWKS_MIN_REFRESH_SECONDS")
+    #: retries of the IAM call on connection errors only (never on a reply)
+    connect_retries: int = Field(2, ge=0, le=10, validation_alias="IAM_CONNECT_RETRIES")
+
+
+class ServiceSettings(BaseSettings):
+    """The HTTP service's limits and its audit delivery policy."""
+
+    model_config = _COMMON
+
+    max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="OMS_AUDIT_MAX_BODY_BYTES")
+    #: how long one sink delivery may take before its events go to the DLQ
+    audit_timeout_seconds: float = Field(2.0, gt=0, validation_alias="OMS_AUDIT_SINK_TIMEOUT_SECONDS")
+    #: events arriving within this window are delivered in one sink call
+    audit_batch_window_ms: float = Field(3.0, ge=0, le=1000, validation_alias="OMS_AUDIT_BATCH_WINDOW_MS")
+    audit_max_batch: int = Field(500, gt=0, validation_alias="OMS_AUDIT_MAX_BATCH")
+    #: sink calls that may be in flight at once (more: lower latency; fewer: bigger batches)
+    audit_max_in_flight: int = Field(2, gt=0, le=64, validation_alias="OMS_AUDIT_MAX_IN_FLIGHT")
+    #: how often the service re-reads the write-freeze flag
+    freeze_poll_seconds: float = Field(0.5, gt=0, le=60, validation_alias="OMS_AUDIT_FREEZE_POLL_SECONDS")
+
+
+# ---- end of write path ------------------------------------------------------------------------------
 
 
 class MonitoringSettings(BaseSettings):

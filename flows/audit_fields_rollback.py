@@ -27,6 +27,7 @@ from tasks.run_record import RECENT_COMMITS, run_books
 from tasks.schema_tasks import read_consistent_schema
 from tasks.terminus_target import Target, open_gateway
 from tasks.validation import validate_schema
+from tasks.write_freeze import writes_frozen
 
 
 def _plan_now(target: Target, source: RollbackSource, reset: bool) -> tuple[str, list[dict[str, Any]], RollbackPlan]:
@@ -91,20 +92,26 @@ def audit_fields_rollback(
             return run.rejected()
 
         run.status("running")
-        # The wait may have been long: plan again, and go ahead only if the same change is still right.
-        head_now, schema_now, plan_now = _plan_now(target, source, reset)
-        moved = schema_differences(schema, schema_now)
-        if moved or plan_now.change() != plan.change():
-            raise RollbackRefused(
-                "The schema changed while the rollback waited for approval"
-                + (f" ({'; '.join(moved[:5])})" if moved else "")
-                + "; nothing was changed. Run the rollback again to plan it afresh."
-            )
-        expected, meaning = plan_now.expected_schema(source, schema_now)
-        apply_operations(target, plan_now.operations(head_now), run, rollback_message(run.run_id))
-        rollback.validation = validate_schema(target, expected, meaning)
-        if not rollback.validation.ok:
-            raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
+        # The guide's rollback step 1: stop new writes while the schema changes (lifted also on failure).
+        with writes_frozen(
+            target,
+            reason=f"audit-fields rollback {run.run_id} is changing the schema",
+            set_by=rollback.triggered_by or "rollback",
+        ):
+            # The wait may have been long: plan again, and go ahead only if the same change is still right.
+            head_now, schema_now, plan_now = _plan_now(target, source, reset)
+            moved = schema_differences(schema, schema_now)
+            if moved or plan_now.change() != plan.change():
+                raise RollbackRefused(
+                    "The schema changed while the rollback waited for approval"
+                    + (f" ({'; '.join(moved[:5])})" if moved else "")
+                    + "; nothing was changed. Run the rollback again to plan it afresh."
+                )
+            expected, meaning = plan_now.expected_schema(source, schema_now)
+            apply_operations(target, plan_now.operations(head_now), run, rollback_message(run.run_id))
+            rollback.validation = validate_schema(target, expected, meaning)
+            if not rollback.validation.ok:
+                raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
         monitoring = load_settings(MonitoringSettings)
         archived = archive_dlq_files(Path(dlq_dir) if dlq_dir else monitoring.dlq_dir, f"rollback_{run.run_id[:8]}")
         rollback.archived_dlq_files = [str(p) for p in archived]
