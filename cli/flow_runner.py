@@ -9,6 +9,7 @@ through the API for every task run.)
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,13 +19,16 @@ from uuid import UUID
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
 from prefect.input.actions import read_flow_run_input
 from prefect.states import Cancelled, State
 
-Answer = Callable[[str], dict[str, Any]]
-"""Given the plan's markdown, return the run input: decision, approver, comment, via."""
+Answer = Callable[..., dict[str, Any] | None]
+"""Given the plan's markdown, return the run input: decision, approver, comment, via. An answer with a true
+``watches_pause`` attribute is also given a ``still_waiting()`` check and may return None when the pause
+ended while it was asking (timed out, or answered elsewhere)."""
 
 
 @dataclass
@@ -50,6 +54,23 @@ def _mark_interrupted(flow_run_id: UUID | None) -> None:
         return
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, Cancelled(message="interrupted at the terminal (Ctrl-C)"), force=True)
+
+
+def _ask(answer: Answer, description: str, flow_run_id: UUID) -> dict[str, Any] | None:
+    if not getattr(answer, "watches_pause", False):
+        return answer(description)
+
+    def still_waiting() -> bool:
+        state = _read_run(flow_run_id).state
+        return state is not None and state.is_paused()
+
+    return answer(description, still_waiting)
+
+
+def _resume(flow_run_id: UUID, answer: dict[str, Any]) -> None:
+    """Resume with the answer; a pause that ended meanwhile (timed out) is no error here: the run says so."""
+    with contextlib.suppress(NotPausedError, FlowPauseTimeout):
+        resume_flow_run(flow_run_id, run_input=answer)
 
 
 def run_flow(
@@ -90,12 +111,13 @@ def run_flow(
             if run.state is not None and run.state.is_paused():
                 keyset = keyset_from_paused_state(run.state)
                 description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
-                answered = answer(str(description))
-                resume_flow_run(flow_run_id, run_input=answered)
+                answered = _ask(answer, str(description), flow_run_id) or {}
+                if answered:
+                    _resume(flow_run_id, answered)
     except KeyboardInterrupt:
         _mark_interrupted(result.get("flow_run_id"))
         raise
     on_tick(flow_run_id)
     if "error" in result:
         raise result["error"]
-    return FlowOutcome(state=result["state"], flow_run_id=flow_run_id, answered=answered)
+    return FlowOutcome(state=result["state"], flow_run_id=flow_run_id, answered=answered or None)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
-
-from prefect.states import State
 
 from core.errors import (
     ApprovalRejected,
@@ -23,6 +21,9 @@ from core.errors import (
     StaleApproval,
     UnknownTypes,
 )
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -8,6 +8,8 @@ into a ``ConfigError`` that names the variable, the bad value (never for secrets
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
@@ -18,12 +20,61 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 __all__ = [
+    "LOCAL_ENV",
     "IamSettings",
     "MigrationSettings",
     "MonitoringSettings",
     "TerminusSettings",
+    "check_env_name",
+    "check_target_names",
+    "explicit_terminus_url",
     "load_settings",
 ]
+
+LOCAL_ENV = "local"
+"""The one environment allowed to fall back to the built-in defaults (the sandbox on 127.0.0.1:6363)."""
+
+_ENV_NAME = re.compile(r"^[a-z0-9-]+$")
+
+
+def check_env_name(env: str) -> str:
+    """An environment is named like its TerminusDB connection block: lowercase letters, digits and dashes.
+
+    Anything else (empty, ``../x``, ``Prod``) could never name a block, so it would silently mean "the
+    environment variables" or worse the local defaults; it is refused instead.
+    """
+    if not env:
+        raise ConfigError(
+            "--env must name an environment such as production, staging or local (it is empty)", variable="env"
+        )
+    if not _ENV_NAME.match(env):
+        raise ConfigError(
+            f"--env {env!r} is not a valid environment name: use lowercase letters, digits and dashes, the "
+            "name of its TerminusDB connection block (for example production or staging)",
+            variable="env",
+        )
+    return env
+
+
+def explicit_terminus_url() -> bool:
+    """Whether the process environment sets ``TERMINUS_DB_URL`` itself (not the built-in default)."""
+    return any(key.upper() == "TERMINUS_DB_URL" and value.strip() for key, value in os.environ.items())
+
+
+def check_target_names(settings: TerminusSettings, database: str | None, branch: str | None) -> tuple[str, str]:
+    """The database and branch a run means (``None``: the configured one); refuses empty names and the
+    metadata database, which holds the tool's own bookkeeping and is never migrated."""
+    for option, value in (("--database", database), ("--branch", branch)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{option} must not be empty; leave it out to use the configured one", variable=option)
+    chosen = database or settings.database
+    if chosen == settings.meta_database:
+        raise ConfigError(
+            f"database '{chosen}' is the metadata database (OMS_AUDIT_META_DB), where oms-audit keeps its runs "
+            "and leases; it is not migrated. Name the ontology database with --database or TERMINUS_DB_NAME",
+            variable="OMS_AUDIT_META_DB",
+        )
+    return chosen, branch or settings.branch
 
 
 def _check_http_url(value: str) -> str:

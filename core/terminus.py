@@ -99,7 +99,7 @@ class TerminusGateway:
             raise ConfigError(
                 "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
             )
-        self.url = _public_url(settings.url)
+        self.url = public_url(settings.url)
         self.team = settings.team
         self.database = database or settings.database
         self.branch = branch or settings.branch
@@ -721,7 +721,7 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """The server URL without userinfo, query or fragment: safe for messages and logs."""
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -37,7 +37,7 @@ from tasks.patching import patch_type
 from tasks.reporting import close_report, record_failure
 from tasks.run_tracking import RunTracker, migration_lease
 from tasks.schema_tasks import analyze_target, check_for_drift, plan_migration, snapshot_schema
-from tasks.terminus_target import Target, configuration_of, resolve_target
+from tasks.terminus_target import Target, resolve_target
 from tasks.validation import validate_target
 
 
@@ -160,8 +160,8 @@ def audit_fields_migration(
     save_report(report, path)
     tracker: RunTracker | None = None
     try:
-        report.terminus_url, report.config_source = configuration_of(env)
         target = resolve_target(env, database, branch)
+        report.terminus_url, report.config_source = target.url, target.config_source
         report.database, report.branch = target.database, target.branch
         tracker = RunTracker(target, report, str(path))
         report.snapshot_path, report.head_commit_before = snapshot_schema(target, str(directory), report.run_id)

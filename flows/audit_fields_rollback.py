@@ -37,7 +37,7 @@ from tasks.reporting import close_report, record_failure
 from tasks.rollback_tasks import apply_removal, reset_branch, validate_schema
 from tasks.run_tracking import RECENT_COMMITS, RunTracker, migration_lease
 from tasks.schema_tasks import read_consistent_schema
-from tasks.terminus_target import Target, configuration_of, open_gateway
+from tasks.terminus_target import Target, open_gateway, resolve_target
 
 
 def _plan_now(target: Target, source: RollbackSource, reset: bool) -> tuple[str, list[dict[str, Any]], RollbackPlan]:
@@ -91,13 +91,13 @@ def audit_fields_rollback(
     save_report(rollback, path)
     tracker: RunTracker | None = None
     try:
-        rollback.terminus_url, rollback.config_source = configuration_of(env)
         source = load_rollback_source(Path(report))
         if source.env is not None and source.env != env:
             raise RollbackRefused(
                 f"{source.path} records a migration in env {source.env!r}, not {env!r}; pass --env {source.env}."
             )
-        target = Target(env=env, database=source.database, branch=source.branch)
+        target = resolve_target(env, source.database, source.branch)
+        rollback.terminus_url, rollback.config_source = target.url, target.config_source
         rollback.database, rollback.branch = target.database, target.branch
         rollback.snapshot_path = str(report) if source.run_id is None else None
         tracker = RunTracker(target, rollback, str(path))

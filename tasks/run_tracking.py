@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 
-from blocks.environment import resolve_terminus
 from core.errors import OmsAuditError, RollbackRefused, SchemaDrift, StaleApproval
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_commits import commits_of_run
@@ -24,7 +23,7 @@ from core.migration_report import MigrationReport, RollbackReport, RunReport
 from core.run_history import MigrationRunRecord, RunMode, RunStatus, record_run
 from core.terminus import TerminusGateway
 
-from .terminus_target import Target, open_gateway
+from .terminus_target import Target, open_gateway, target_settings
 
 LEASE_TTL_SECONDS = 300.0
 RECENT_COMMITS = 1000  # how far back the log is read for this run's commits
@@ -93,7 +92,7 @@ class RunTracker:
         if at_most_every and time.monotonic() - self._recorded_at < at_most_every:
             return
         self._recorded_at = time.monotonic()
-        settings = resolve_terminus(self.target.env).settings
+        settings = target_settings(self.target)
         try:
             if self._gateway is None:
                 self._gateway = metadata_gateway(settings)
@@ -142,7 +141,7 @@ def holder_run_ended(lease: Lease) -> bool:
 @contextmanager
 def migration_lease(target: Target, *, run_id: str, owner: str) -> Iterator[LeaseKeeper]:
     """Hold the database's migration lease for the block; raises LeaseHeld naming the current holder."""
-    settings = resolve_terminus(target.env).settings
+    settings = target_settings(target)
     with metadata_gateway(settings) as gateway:
         ensure_metadata_db(gateway, settings)
     keeper = LeaseKeeper.acquire(

@@ -64,9 +64,7 @@ def test_served_migration_paused_longer_than_the_lease_window_then_approved(
         wait_for("serve to register the migration deployment", lambda: registered(MIGRATION), timeout=RUN_SECONDS)
         name = f"{MIGRATION.flow_name}/{MIGRATION.served_name}"
         execute = {"dry_run": False, "approval_poll_seconds": 1}
-        first = run_deployment(
-            name=name, parameters={**execute, "triggered_by": "first"}, timeout=0, poll_interval=1
-        )
+        first = run_deployment(name=name, parameters={**execute, "triggered_by": "first"}, timeout=0, poll_interval=1)
 
         def still_waiting() -> FlowRun | None:
             run = read_run(first.id)
@@ -77,9 +75,7 @@ def test_served_migration_paused_longer_than_the_lease_window_then_approved(
         wait_for("the first run to pause for approval", still_waiting, timeout=RUN_SECONDS, watch=[serving])
         paused_at = time.monotonic()
 
-        second = run_deployment(
-            name=name, parameters={**execute, "triggered_by": "second"}, timeout=0, poll_interval=1
-        )
+        second = run_deployment(name=name, parameters={**execute, "triggered_by": "second"}, timeout=0, poll_interval=1)
         refused = final_state(second.id, serving)
         assert refused.state is not None and refused.state.is_failed(), f"second run ended {refused.state!r}"
         second_report = report_of(reports_dir, second.id)
