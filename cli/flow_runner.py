@@ -10,6 +10,7 @@ through the API for every task run.)
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from prefect.input import keyset_from_paused_state
 from prefect.input.actions import read_flow_run_input
 from prefect.states import Cancelled, State
 
+from core.errors import OmsAuditError
+
 Answer = Callable[..., dict[str, Any] | None]
 """Given the plan's markdown, return the run input: decision, approver, comment, via. An answer with a true
 ``watches_pause`` attribute is also given a ``still_waiting()`` check and may return None when the pause
@@ -37,6 +40,34 @@ class FlowOutcome:
     flow_run_id: UUID | None
     answered: dict[str, Any] | None = None
     error: BaseException | None = field(default=None)
+
+
+class _NoTracebackForExpectedFailures(logging.Formatter):
+    """Terminal log lines of a failure we raised on purpose (an :class:`OmsAuditError`: a timed-out approval,
+    a lease held, a drift...) without its traceback: the message says what happened and what to do. The
+    API's copy of the log (the UI) keeps the traceback; anything unexpected keeps it here too."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, OmsAuditError):
+            return self.inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _quiet_expected_failures() -> None:
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter or logging.Formatter()
+        if isinstance(handler, logging.StreamHandler) and not isinstance(formatter, _NoTracebackForExpectedFailures):
+            handler.setFormatter(_NoTracebackForExpectedFailures(formatter))
 
 
 def _read_run(flow_run_id: UUID) -> FlowRun:
@@ -84,6 +115,7 @@ def run_flow(
     """Run ``flow_fn(**parameters)``; answer its pause with ``answer`` (None: never answer, let it time out);
     call ``on_tick`` while it runs."""
     result: dict[str, Any] = {}
+    _quiet_expected_failures()
 
     def remember_run(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
         result["flow_run_id"] = flow_run.id

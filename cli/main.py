@@ -113,6 +113,7 @@ def check_configuration(env: str, *, database: str | None = None, branch: str | 
 
 def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan: bool) -> None:
     path = find_report(reports_dir, run_id, prefix)
+    report: dict[str, Any] = {}
     if path is not None:
         report = json.loads(path.read_text(encoding="utf-8"))
         if show_plan and report.get("plan"):
@@ -122,8 +123,11 @@ def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan
     if code != EXIT_OK:
         error = failure_of(state)
         message = str(error) if error is not None else (state.message or state.name)
-        if isinstance(error, ApprovalTimedOut):
-            message = f"the approval timed out after {error.timeout_seconds:g} s; nothing was changed"
+        approval = report.get("approval") or {}
+        if isinstance(error, ApprovalTimedOut) or approval.get("timed_out"):
+            # the report says so reliably; Prefect may overwrite the final state's message (a timed-out pause)
+            seconds = approval.get("timeout_seconds") or getattr(error, "timeout_seconds", 0)
+            message = f"the approval timed out after {seconds:g} s; nothing was changed"
         err_console.print(f"[red]{state.name}:[/red] {message}")
     raise typer.Exit(code)
 
@@ -277,18 +281,19 @@ def demo(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for scripts that wrap the CLI (the guide's migration script)."""
+    """Entry point for scripts that wrap the CLI (the guide's migration script): usage errors are shown as
+    ``oms-audit`` shows them (message, exit 2), never as a traceback."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="oms-audit")
     except typer.Exit as exc:
         return exc.exit_code
     except (Abort, typer.Abort):
         return 1
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.UsageError):
-            exc.show()
-            return EXIT_USAGE
+        # Usage errors of typer's own click (not the ``click`` package): show them as ``oms-audit`` does.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
     return code if isinstance(code, int) else EXIT_OK

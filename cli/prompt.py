@@ -90,7 +90,7 @@ class TerminalAnswer:
             if decision is None:
                 console.print()
                 return self._record("reject", NO_ANSWER)
-            console.print("Comment (optional): ", end="")
+            console.print("Comment (optional): ", end="", markup=False, highlight=False)
             comment = self._lines.next(still_waiting)
             if comment is None:
                 console.print()
@@ -105,7 +105,7 @@ class TerminalAnswer:
 
     def _decision(self, still_waiting: Callable[[], bool]) -> str | None:
         while True:
-            console.print(f"Apply this {self.what}? [y/N]: ", end="")
+            console.print(f"Apply this {self.what}? [y/N]: ", end="", markup=False, highlight=False)
             line = self._lines.next(still_waiting)
             if line is None:
                 return None
