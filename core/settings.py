@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -106,6 +106,20 @@ def _check_path_endpoint(value: str) -> str:
     return value
 
 
+def _check_token_scheme(value: Any) -> Any:
+    """``bearer``/``token`` in any case, named as the Authorization header spells them."""
+    if isinstance(value, str):
+        spelled = {"bearer": "Bearer", "token": "Token"}.get(value.strip().lower())
+        if spelled is None:
+            raise ValueError("expected Bearer (a self-hosted TerminusDB's JWT) or Token (TerminusCMS / DFRNT API key)")
+        return spelled
+    return value
+
+
+TokenScheme = Annotated[Literal["Bearer", "Token"], BeforeValidator(_check_token_scheme)]
+HOSTED_TOKEN_DOMAINS = ("terminusdb.com", "dfrnt.com")
+"""Hosts of the hosted services whose API keys are sent as ``Authorization: Token <key>``."""
+
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 SecretHttpUrl = Annotated[SecretStr | None, AfterValidator(_check_secret_url)]
 
@@ -128,6 +142,21 @@ class TerminusSettings(BaseSettings):
     password: SecretStr = Field(SecretStr("root"), validation_alias="TERMINUS_DB_PASSWORD")
     meta_database: str = Field("oms_audit", min_length=1, validation_alias="OMS_AUDIT_META_DB")
     timeout_seconds: float = Field(30.0, gt=0, validation_alias="TERMINUS_DB_TIMEOUT_SECONDS")
+    token_scheme: TokenScheme | None = Field(None, validation_alias="TERMINUS_DB_TOKEN_SCHEME")
+
+    @property
+    def authorization_scheme(self) -> TokenScheme:
+        """How the token is sent: ``TERMINUS_DB_TOKEN_SCHEME`` if set, else chosen from the URL.
+
+        A self-hosted TerminusDB verifies ``Bearer`` (JWT) tokens and ignores ``Token`` (the request then
+        runs as the anonymous user); the hosted TerminusCMS and DFRNT services expect their API keys as
+        ``Token``. So hosts of those services default to ``Token``, every other host to ``Bearer``.
+        """
+        if self.token_scheme is not None:
+            return self.token_scheme
+        host = (urlsplit(self.url).hostname or "").lower()
+        hosted = any(host == domain or host.endswith("." + domain) for domain in HOSTED_TOKEN_DOMAINS)
+        return "Token" if hosted else "Bearer"
 
 
 class IamSettings(BaseSettings):

@@ -6,12 +6,12 @@ leaves as a ``core.errors.TerminusError``: the client's ``DatabaseError``/``Inte
 and ``httpx`` exceptions never escape. Tokens and passwords stay out of messages, reprs and logs.
 
 Authentication: ``TERMINUS_DB_TOKEN`` when set, else ``TERMINUS_DB_USER``/``TERMINUS_DB_PASSWORD`` (Basic).
-The token is sent as ``Authorization: Bearer <token>`` (the client's ``jwt_token`` mode), which is what a
-TerminusDB server started with JWT support verifies. The client's ``api_token`` mode sends
-``Authorization: Token ...`` instead: a self-hosted TerminusDB does not check that header at all, so the
-request silently runs as the anonymous user and fails with 403 on every database call, hiding that the
-token was never used. (Personal access tokens of the hosted DFRNT/TerminusCMS service use that ``Token``
-scheme; pointing oms-audit at that service would need a switch here.)
+The token is sent as ``Authorization: <scheme> <token>``, the scheme being
+``TerminusSettings.authorization_scheme`` (``TERMINUS_DB_TOKEN_SCHEME``, else chosen from the URL), on every
+call: ours through httpx and the official client's (``jwt_token`` mode for ``Bearer``, ``api_token`` mode
+for ``Token``). ``Bearer`` is what a self-hosted TerminusDB started with JWT support verifies; it does not
+check ``Token`` at all, so such a request silently runs as the anonymous user and fails with 403 on every
+database call. The hosted TerminusCMS/DFRNT services expect their API keys as ``Token``.
 """
 
 from __future__ import annotations
@@ -538,6 +538,7 @@ class TerminusGateway:
         # password or an unreachable server to the right error before the client sees them.
         self.check_connection()
         token = self._settings.token
+        hosted_key = self._settings.authorization_scheme == "Token"
         client = Client(self._base_url, user_agent=USER_AGENT)
         try:
             client.connect(
@@ -545,7 +546,8 @@ class TerminusGateway:
                 user=self._settings.user,
                 key=self._settings.password.get_secret_value(),
                 use_token=token is not None,
-                jwt_token=token.get_secret_value() if token is not None else None,
+                jwt_token=token.get_secret_value() if token is not None and not hosted_key else None,
+                api_token=token.get_secret_value() if token is not None and hosted_key else None,
                 branch=self.branch,
                 repo="local",
             )
@@ -685,7 +687,8 @@ def _branch_of(descriptor: Any) -> str | None:
 
 
 class _HttpxAuth(httpx.Auth):
-    """Bearer token if configured, else Basic; the secret leaves settings only when a request is sent."""
+    """The token (in the configured scheme) if set, else Basic; the secret leaves settings only when a request
+    is sent."""
 
     def __init__(self, settings: TerminusSettings) -> None:
         self._settings = settings
@@ -696,7 +699,7 @@ class _HttpxAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self._settings.token
         if token is not None:
-            request.headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+            request.headers["Authorization"] = f"{self._settings.authorization_scheme} {token.get_secret_value()}"
         else:
             pair = f"{self._settings.user}:{self._settings.password.get_secret_value()}".encode()
             request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
