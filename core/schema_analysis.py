@@ -40,13 +40,15 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel, Field, computed_field
 
 from core.audit_fields import AUDIT_FIELDS, audit_field_range, describe_range, is_audit_range
 from core.errors import UnknownTypes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SYSTEM_NAMESPACES",
@@ -162,9 +164,8 @@ class SchemaAnalysis(BaseModel):
             counts[entry.action] += 1
         return counts
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per schema document; list columns joined with ", " so the frame prints as a table."""
-        columns = list(TypeAnalysis.model_fields)
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One row per schema document; list columns joined with ", " so the rows print as a table."""
         rows = []
         for entry in self.types:
             row = entry.model_dump()
@@ -172,7 +173,13 @@ class SchemaAnalysis(BaseModel):
             for key in ("missing_fields", "present_fields", "roots", "parents"):
                 row[key] = ", ".join(row[key])
             rows.append(row)
-        return pd.DataFrame(rows, columns=columns)
+        return rows
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`to_rows` as a DataFrame (pandas is imported here only: a second of start-up otherwise)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_rows(), columns=list(TypeAnalysis.model_fields))
 
 
 # --------------------------------------------------------------------------------------------------- parsing
