@@ -20,7 +20,10 @@ def run_demo(*, reports_dir: Path, ask: bool) -> int:
     from sandbox.server import SandboxServer
 
     from .main import main
+    from .prefect_api import IDLE_VARIABLE
 
+    # Self-contained: the temporary Prefect API (if one is needed) ends with the demo, like its sandbox.
+    os.environ.setdefault(IDLE_VARIABLE, "0")
     with SandboxServer(seed="demo") as server:
         os.environ.update(
             {"TERMINUS_DB_URL": server.url, "TERMINUS_DB_TEAM": DEMO_TEAM, "TERMINUS_DB_NAME": DEMO_DATABASE}

@@ -178,12 +178,6 @@ def start_prefect_api() -> PrefectApi:
     return _current
 
 
-def stop_prefect_api() -> None:
-    """At the end of a command: stop the temporary API unless it is meant to be reused."""
-    if _current is not None and _current.origin == "started" and idle_seconds() == 0:
-        _current.stop()
-
-
 def ensure_prefect_api() -> str:
     """The API URL in use, once it answers."""
     return start_prefect_api().wait()
