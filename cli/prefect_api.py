@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,28 @@ def _reusable(state_path: Path) -> str | None:
     return url if _alive(pid) and _healthy(url) else None
 
 
+def _configured_url() -> str:
+    """``PREFECT_API_URL`` as Prefect sees it: from its settings once it is imported (a test harness's
+    temporary settings may set it), else from the environment, else from the active Prefect profile."""
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return str(PREFECT_API_URL.value() or "").strip()
+    return os.environ.get("PREFECT_API_URL", "").strip() or _profile_url()
+
+
+def _profile_url() -> str:
+    """``PREFECT_API_URL`` of the active profile in ``profiles.toml`` (what ``prefect config set`` writes)."""
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or prefect_home() / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    settings = profiles.get("profiles", {}).get(active, {})
+    return str(settings.get("PREFECT_API_URL", "") if isinstance(settings, dict) else "").strip()
+
+
 def start_prefect_api() -> PrefectApi:
     """The API for this process, starting a temporary local one (without waiting for it) if none is set.
 
@@ -142,7 +165,7 @@ def start_prefect_api() -> PrefectApi:
     global _current
     if _current is not None:
         return _current
-    configured = os.environ.get("PREFECT_API_URL", "").strip()
+    configured = _configured_url()
     if configured:
         _current = PrefectApi(configured, "configured")
         return _current
