@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
