@@ -89,13 +89,16 @@ class PrefectApi:
 
     url: str
     origin: str
-    """``configured`` (PREFECT_API_URL), ``reused`` (a local API a previous command left running), ``started``."""
+    """``configured`` (PREFECT_API_URL), ``reused`` (a local API a previous command left running), ``started``
+    (by this process), or ``prefect`` (Prefect was imported first, so its own temporary server is used)."""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _ready: bool = field(default=False, repr=False)
 
     def wait(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> str:
         """Block until the API answers (only a server started here can still be starting)."""
+        if self.origin == "prefect":
+            self.url = _prefect_ephemeral_url()
         if self._ready or self.process is None:
             self._ready = True
             return self.url
@@ -134,6 +137,15 @@ def _reusable(state_path: Path) -> str | None:
     return url if _alive(pid) and _healthy(url) else None
 
 
+def _prefect_ephemeral_url() -> str:
+    """Prefect's own temporary server, started once here in the main thread (its start is not thread-safe)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
 def _configured_url() -> str:
     """``PREFECT_API_URL`` as Prefect sees it: from its settings once it is imported (a test harness's
     temporary settings may set it), else from the environment, else from the active Prefect profile."""
@@ -168,6 +180,10 @@ def start_prefect_api() -> PrefectApi:
     configured = _configured_url()
     if configured:
         _current = PrefectApi(configured, "configured")
+        return _current
+    if "prefect.settings" in sys.modules:
+        # Prefect read its settings before we could set PREFECT_API_URL: it keeps starting its own server.
+        _current = PrefectApi("", "prefect")
         return _current
     idle = idle_seconds()
     home = prefect_home()
