@@ -100,7 +100,7 @@ class Cli:
 
 
 def harness_env() -> dict[str, str]:
-    """The test's environment (the workspace's TerminusDB) with the session's Prefect API."""
+    """The test's environment (the workspace's TerminusDB) with the test run's Prefect API."""
     return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
