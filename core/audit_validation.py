@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from core.errors import OmsAuditError
 from core.migration_report import ValidationCheck, ValidationSection
 from core.schema_analysis import SchemaAnalysis, TypeAction, analyze_schema
 from core.terminus import TerminusGateway
+from core.timestamps import format_utc, utc_now
 
 
 def check_fields_in_place(planned: Iterable[str], after: SchemaAnalysis) -> ValidationCheck:
@@ -45,7 +46,7 @@ def check_counts_unchanged(before: dict[str, int], after: dict[str, int]) -> Val
 
 def audit_stamp(principal_id: str, username: str, at: datetime) -> dict[str, str]:
     """The six audit values for a document created and last updated by one principal at one instant."""
-    stamp = at.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    stamp = format_utc(at, seconds_only=True)
     return {
         "_created_by": principal_id,
         "_created_by_username": username,
@@ -81,7 +82,7 @@ def check_sample_write(
     checks: list[ValidationCheck] = []
     gateway.create_branch(scratch)
     try:
-        stamp = audit_stamp(service_account, service_account, datetime.now(UTC))
+        stamp = audit_stamp(service_account, service_account, utc_now())
         stamped = {**sample, **stamp}
         gateway.replace_documents(
             [stamped], author=service_account, message=f"audit-fields validation {run_id}", branch=scratch

@@ -1,34 +1,41 @@
-"""Every failure oms-audit raises on purpose, and what to do about each.
+"""Every failure oms-audit raises on purpose, what to do about each, and what kind of failure it is.
 
-    OmsAuditError
-     ├── ConfigError                  bad or missing configuration (the CLI exits with code 2)
-     ├── TerminusError                anything from TerminusDB; .url (never credentials),
+    OmsAuditError                                                                    category
+     ├── ConfigError                  bad or missing configuration                      usage
+     ├── TerminusError                anything from TerminusDB; .url (never credentials), failed
      │    │                           .status (int | None), .api_type, .api_message
-     │    ├── TerminusUnreachable     connection refused / reset / dropped mid-reply, DNS failure
-     │    │    └── TerminusTimeout    connect or read timeout (raise TERMINUS_DB_TIMEOUT_SECONDS)
-     │    ├── AuthenticationFailed    401: wrong TERMINUS_DB_USER / TERMINUS_DB_PASSWORD or TERMINUS_DB_TOKEN
-     │    ├── PermissionDenied        403: the database user needs schema:admin
-     │    ├── NotFound
-     │    │    ├── DatabaseNotFound   .database
-     │    │    ├── BranchNotFound     .branch
-     │    │    └── DocumentNotFound   .document_id
-     │    ├── SchemaCheckFailed       400 schema check: .witnesses, message summarises the first ones
-     │    ├── DataVersionConflict     optimistic concurrency lost (TerminusDB-Data-Version changed)
-     │    ├── AlreadyExists           document / database / branch already there
-     │    ├── RequestRejected         any other 4xx (e.g. api:SchemaOperationFailed)
-     │    └── TerminusServerError     5xx (api:UnhandledErrorResponse …)
-     └── MigrationError               the migration or rollback stopped on purpose
-          ├── PlanConflict            a class already has an audit field with another range
-          ├── UnknownTypes            include/exclude names a type the schema does not have
-          ├── SchemaDrift             the schema changed since the plan was approved
-          ├── LeaseHeld               another migration run holds the database's lease
-          ├── ApprovalRejected        the approver said no
-          ├── ApprovalTimedOut        nobody answered in time
-          ├── StaleApproval           the approval was given for another plan
-          ├── MigrationValidationFailed  after patching, a validation check failed
-          └── RollbackRefused         a rollback would be unsafe or meaningless
+     │    ├── TerminusUnreachable     connection refused / reset / dropped, DNS failure transient
+     │    │    └── TerminusTimeout    connect or read timeout                           transient
+     │    ├── AuthenticationFailed    401: wrong user/password or TERMINUS_DB_TOKEN     usage
+     │    ├── PermissionDenied        403: the database user needs schema:admin         usage
+     │    ├── NotFound                404                                               failed
+     │    │    ├── DatabaseNotFound   .database                                         usage
+     │    │    ├── BranchNotFound     .branch                                           usage
+     │    │    └── DocumentNotFound   .document_id                                      failed
+     │    ├── SchemaCheckFailed       400 schema check: .witnesses summarised           failed
+     │    ├── DataVersionConflict     optimistic concurrency lost (data version moved)  transient
+     │    ├── AlreadyExists           document / database / branch already there        failed
+     │    ├── RequestRejected         any other 4xx (e.g. api:SchemaOperationFailed)    failed
+     │    └── TerminusServerError     5xx: 502/503/504 or an untyped 500                transient
+     │                                TerminusDB's own typed 500 (api:UnhandledErrorResponse,
+     │                                e.g. violation_of_diamond_property): deterministic failed
+     └── MigrationError               the migration or rollback stopped on purpose      failed
+          ├── PlanConflict            a class has an audit field with another range     stopped
+          ├── UnknownTypes            include/exclude names a type the schema lacks     usage
+          ├── SchemaDrift             the schema changed since the plan was approved    stopped
+          ├── LeaseHeld               another run holds the database's lease            stopped
+          ├── LeaseLost               our lease was taken over or removed               stopped
+          ├── RunInterrupted          stopped from outside (Ctrl-C) between two steps   stopped
+          ├── ApprovalTimedOut        nobody answered in time                           failed
+          ├── StaleApproval           the approval was given for another plan           stopped
+          ├── MigrationValidationFailed  after patching, a validation check failed      failed
+          └── RollbackRefused         a rollback would be unsafe or meaningless         stopped
 
-``is_transient(exc)`` says which of them are worth a retry (used as Prefect's ``retry_condition_fn``).
+The category is the one classification everything that reacts to an error reads (DESIGN §8):
+``transient`` — retrying the same call may succeed (:func:`is_transient`, the retry policies; HTTP 503);
+``usage`` — the command or its configuration must change (CLI exit 2, HTTP 400); ``stopped`` — the run
+stopped on purpose and changed nothing it should not have (exit 3, history ``stopped``, HTTP 409);
+``failed`` — anything else (exit 1, HTTP 500). :func:`category_of` answers for any exception, ours or not.
 Messages name what is wrong and what to do; none of them ever carries a token or a password.
 """
 
@@ -37,11 +44,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
+    "HTTP_STATUS",
     "AlreadyExists",
-    "ApprovalRejected",
     "ApprovalTimedOut",
     "AuthenticationFailed",
     "BranchNotFound",
@@ -49,7 +56,9 @@ __all__ = [
     "DataVersionConflict",
     "DatabaseNotFound",
     "DocumentNotFound",
+    "ErrorCategory",
     "LeaseHeld",
+    "LeaseLost",
     "MigrationError",
     "MigrationValidationFailed",
     "NotFound",
@@ -58,6 +67,7 @@ __all__ = [
     "PlanConflict",
     "RequestRejected",
     "RollbackRefused",
+    "RunInterrupted",
     "SchemaCheckFailed",
     "SchemaDrift",
     "StaleApproval",
@@ -66,9 +76,14 @@ __all__ = [
     "TerminusTimeout",
     "TerminusUnreachable",
     "UnknownTypes",
+    "category_of",
+    "http_status_of",
     "is_transient",
     "summarize_witnesses",
 ]
+
+ErrorCategory = Literal["transient", "usage", "stopped", "failed"]
+"""What kind of failure an error is; see the module docstring."""
 
 SANDBOX_HINT = (
     "Start a local server with `oms-audit sandbox` (or `python -m sandbox --port 6363`), "
@@ -92,6 +107,9 @@ def _rebuild(cls: type[OmsAuditError], args: tuple[Any, ...], state: dict[str, A
 class OmsAuditError(Exception):
     """Base of every error oms-audit raises on purpose."""
 
+    #: what kind of failure this is (a class default; an instance may be more precise, see TerminusServerError)
+    category: ErrorCategory = "failed"
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take keyword arguments, which Exception's default pickling loses; Prefect may pickle
         # a failed task's exception, so rebuild from the message and attributes instead of calling __init__.
@@ -100,6 +118,8 @@ class OmsAuditError(Exception):
 
 class ConfigError(OmsAuditError):
     """Configuration is missing or malformed; ``variable`` names the setting when known."""
+
+    category: ErrorCategory = "usage"
 
     def __init__(self, message: str, *, variable: str | None = None) -> None:
         super().__init__(message)
@@ -132,6 +152,8 @@ class TerminusError(OmsAuditError):
 class TerminusUnreachable(TerminusError):
     """No usable reply: refused, reset, dropped mid-reply, or the name does not resolve."""
 
+    category: ErrorCategory = "transient"
+
     def __init__(self, url: str, *, reason: str) -> None:
         super().__init__(f"Cannot reach TerminusDB at {url} ({reason}). {SANDBOX_HINT}", url=url)
         self.reason = reason
@@ -155,6 +177,8 @@ class TerminusTimeout(TerminusUnreachable):
 class AuthenticationFailed(TerminusError):
     """401: the credentials were not accepted."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, url: str, *, using_token: bool, api_message: str | None = None) -> None:
         fix = (
             "Check TERMINUS_DB_TOKEN (it may have expired)."
@@ -174,6 +198,8 @@ class AuthenticationFailed(TerminusError):
 class PermissionDenied(TerminusError):
     """403: authenticated, but not allowed to do this."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, url: str, *, detail: str | None = None) -> None:
         said = _clause(detail)
         super().__init__(
@@ -191,6 +217,8 @@ class NotFound(TerminusError):
 
 
 class DatabaseNotFound(NotFound):
+    category: ErrorCategory = "usage"
+
     def __init__(self, database: str, *, url: str | None = None, api_message: str | None = None) -> None:
         super().__init__(
             f"Database '{database}' does not exist on {url or 'the server'}. Create it first, or set "
@@ -204,6 +232,8 @@ class DatabaseNotFound(NotFound):
 
 
 class BranchNotFound(NotFound):
+    category: ErrorCategory = "usage"
+
     def __init__(
         self,
         branch: str,
@@ -290,6 +320,8 @@ class SchemaCheckFailed(TerminusError):
 class DataVersionConflict(TerminusError):
     """The branch moved between our read and our write (``TerminusDB-Data-Version`` mismatch)."""
 
+    category: ErrorCategory = "transient"
+
     def __init__(self, *, requested: str | None = None, actual: str | None = None, url: str | None = None) -> None:
         versions = f" (expected {requested}, now {actual})" if requested or actual else ""
         super().__init__(
@@ -333,8 +365,14 @@ class RequestRejected(TerminusError):
         )
 
 
+#: how TerminusDB types its own 500 (the reply's ``@type``, or the ``api:error`` inside it)
+DETERMINISTIC_SERVER_ERRORS = frozenset({"api:UnhandledErrorResponse", "api:InternalServerError"})
+
+
 class TerminusServerError(TerminusError):
     """5xx: the server failed; often temporary, sometimes an unmapped error of a bad request."""
+
+    category: ErrorCategory = "transient"
 
     def __init__(
         self,
@@ -345,14 +383,25 @@ class TerminusServerError(TerminusError):
         url: str | None = None,
     ) -> None:
         said = _clause(api_message)
+        # TerminusDB answers an error it has no mapping for (e.g. violation_of_diamond_property) with its own
+        # typed 500: the same request fails the same way again. Gateways and proxies answer 502/503/504,
+        # or an untyped 500, when the server is away for a moment: those are worth a retry.
+        deterministic = status == 500 and api_type in DETERMINISTIC_SERVER_ERRORS
+        advice = (
+            "TerminusDB could not carry out this request (its own unmapped error, e.g. a diamond-property "
+            "violation); retrying will not help: check the server log for the cause."
+            if deterministic
+            else "Retry later; if it persists, check the server log (an unmapped error can also mean the "
+            "request itself is invalid)."
+        )
         super().__init__(
-            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. Retry later; if it persists, "
-            "check the server log (an unmapped error can also mean the request itself is invalid).",
+            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. {advice}",
             url=url,
             status=status,
             api_type=api_type,
             api_message=api_message,
         )
+        self.category = "failed" if deterministic else "transient"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -373,6 +422,8 @@ class PlanConflict(MigrationError):
     ``conflicts`` are objects or dicts with ``class_name``, ``field``, ``expected`` and ``found``.
     """
 
+    category: ErrorCategory = "stopped"
+
     def __init__(self, conflicts: list[Any]) -> None:
         listed = "; ".join(
             f"{_field(c, 'class_name')}.{_field(c, 'field')} (expected {_field(c, 'expected')}, "
@@ -390,6 +441,8 @@ class PlanConflict(MigrationError):
 class UnknownTypes(MigrationError):
     """include/exclude named types the schema does not have."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, unknown: Iterable[str], known: Iterable[str]) -> None:
         self.unknown = sorted(unknown)
         self.known = sorted(known)
@@ -402,6 +455,8 @@ class UnknownTypes(MigrationError):
 
 class SchemaDrift(MigrationError):
     """The schema or head commit changed since the plan was approved."""
+
+    category: ErrorCategory = "stopped"
 
     def __init__(self, expected_fingerprint: str, actual_fingerprint: str, *, changes: Iterable[str] = ()) -> None:
         changed = list(changes)
@@ -418,6 +473,8 @@ class SchemaDrift(MigrationError):
 class LeaseHeld(MigrationError):
     """Another migration run holds this database's lease."""
 
+    category: ErrorCategory = "stopped"
+
     def __init__(self, holder: str, expires_at: datetime, database: str) -> None:
         super().__init__(
             f"Another migration run ({holder}) holds the lease on database '{database}' until "
@@ -428,17 +485,35 @@ class LeaseHeld(MigrationError):
         self.database = database
 
 
-class ApprovalRejected(MigrationError):
-    """The approver rejected the plan."""
+class LeaseLost(MigrationError):
+    """Our lease was taken over by another run or removed; the work it protected must stop."""
 
-    def __init__(self, approver: str | None, comment: str | None) -> None:
-        said = _clause(comment)
+    category: ErrorCategory = "stopped"
+
+    def __init__(self, database: str, run_id: str, *, reason: str) -> None:
         super().__init__(
-            f"The plan was rejected by {approver or 'an approver'}{said}. Nothing was changed; address the "
-            "comment and run the dry run again."
+            f"Run {run_id} lost the migration lease on database '{database}': {reason}. "
+            "Stop this run; check the run history for what was applied and re-run to resume."
         )
-        self.approver = approver
-        self.comment = comment
+        self.database = database
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RunInterrupted(MigrationError):
+    """The run was asked to stop (Ctrl-C at the terminal); it stopped between two steps, nothing half-done."""
+
+    category: ErrorCategory = "stopped"
+
+    def __init__(self, how: str, *, applied: int | None = None, total: int | None = None) -> None:
+        done = f" {applied} of {total} types were patched before it stopped." if total else ""
+        super().__init__(
+            f"The run was interrupted ({how}) and stopped after the step in progress.{done} "
+            "Run the same command again: it finishes the job and validates the result."
+        )
+        self.how = how
+        self.applied = applied
+        self.total = total
 
 
 class ApprovalTimedOut(MigrationError):
@@ -454,6 +529,8 @@ class ApprovalTimedOut(MigrationError):
 
 class StaleApproval(MigrationError):
     """The approval answered a plan with another fingerprint than the one about to run."""
+
+    category: ErrorCategory = "stopped"
 
     def __init__(self, *, approved: str, current: str) -> None:
         super().__init__(
@@ -478,10 +555,29 @@ class MigrationValidationFailed(MigrationError):
 class RollbackRefused(MigrationError):
     """The requested rollback would be unsafe or would do nothing; the message says what to do instead."""
 
+    category: ErrorCategory = "stopped"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
 
 
+def category_of(exc: BaseException) -> ErrorCategory:
+    """The category of any exception: ours carry it; an interrupt is ``stopped``; anything else ``failed``."""
+    if isinstance(exc, OmsAuditError):
+        return exc.category
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped"
+    return "failed"
+
+
+#: the HTTP status the service answers for each category (the CLI's exit codes are in cli.outcome)
+HTTP_STATUS: dict[ErrorCategory, int] = {"transient": 503, "usage": 400, "stopped": 409, "failed": 500}
+
+
+def http_status_of(exc: BaseException) -> int:
+    return HTTP_STATUS[category_of(exc)]
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same call may succeed: unreachable/timeout, 5xx, lost optimistic concurrency."""
-    return isinstance(exc, TerminusUnreachable | TerminusServerError | DataVersionConflict)
+    """True when retrying the same call may succeed (used as the retry policies' condition)."""
+    return category_of(exc) == "transient"
