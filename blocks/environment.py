@@ -1,20 +1,20 @@
 """Which configuration an ``--env NAME`` means.
 
 Order (DESIGN §4): the Prefect block document named ``NAME`` when it exists, else the process environment
-(the guide's variables), else the local defaults built into the settings (the sandbox on 127.0.0.1:6363).
+when it sets ``TERMINUS_DB_URL`` itself. Only ``--env local`` may fall back to the local defaults built into
+the settings (the sandbox on 127.0.0.1:6363): any other name with neither a block nor ``TERMINUS_DB_URL`` is a
+configuration error, never a silent run against a server nobody meant.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core.settings import TerminusSettings, load_settings
+from core.errors import ConfigError
+from core.settings import LOCAL_ENV, TerminusSettings, check_env_name, explicit_terminus_url, load_settings
 
 from .terminus_connection import TerminusConnection
-
-_BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,6 @@ class ResolvedTerminus:
 
 
 def _load_block(env: str) -> TerminusConnection | None:
-    if not _BLOCK_NAME.match(env):
-        return None  # not a valid block document name, so no block can be called that
     try:
         block = TerminusConnection.load(env)
     except ValueError:
@@ -37,8 +35,19 @@ def _load_block(env: str) -> TerminusConnection | None:
 
 @lru_cache(maxsize=32)
 def resolve_terminus(env: str) -> ResolvedTerminus:
-    """Cached per process: tasks call this instead of carrying credentials in their parameters."""
+    """Cached per process; raises ConfigError for an invalid name or an environment nothing configures."""
+    check_env_name(env)
     block = _load_block(env)
     if block is not None:
         return ResolvedTerminus(block.to_settings(), f"block {TerminusConnection.get_block_type_slug()}/{env}")
-    return ResolvedTerminus(load_settings(TerminusSettings), "environment")
+    if explicit_terminus_url():
+        return ResolvedTerminus(load_settings(TerminusSettings), "environment")
+    if env == LOCAL_ENV:
+        return ResolvedTerminus(load_settings(TerminusSettings), "local defaults")
+    raise ConfigError(
+        f"Nothing configures TerminusDB for environment '{env}'. Either save a TerminusDB connection block "
+        f"named '{env}' (TerminusConnection(url=..., token=...).save('{env}'), from blocks.terminus_connection), "
+        "or set TERMINUS_DB_URL (with TERMINUS_DB_TOKEN, or TERMINUS_DB_USER and TERMINUS_DB_PASSWORD). "
+        f"Only --env {LOCAL_ENV} falls back to the local defaults (http://127.0.0.1:6363).",
+        variable="TERMINUS_DB_URL",
+    )

@@ -9,6 +9,8 @@ through the API for every task run.)
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,15 +20,19 @@ from uuid import UUID
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
 from prefect.input.actions import read_flow_run_input
 from prefect.states import Cancelled, State
 
+from core.errors import OmsAuditError
 from tasks.stop_request import clear_stop_request, request_stop
 
-Answer = Callable[[str], dict[str, Any]]
-"""Given the plan's markdown, return the run input: decision, approver, comment, via."""
+Answer = Callable[..., dict[str, Any] | None]
+"""Given the plan's markdown, return the run input: decision, approver, comment, via. An answer with a true
+``watches_pause`` attribute is also given a ``still_waiting()`` check and may return None when the pause
+ended while it was asking (timed out, or answered elsewhere)."""
 
 
 @dataclass
@@ -35,6 +41,34 @@ class FlowOutcome:
     flow_run_id: UUID | None
     answered: dict[str, Any] | None = None
     error: BaseException | None = field(default=None)
+
+
+class _NoTracebackForExpectedFailures(logging.Formatter):
+    """Terminal log lines of a failure we raised on purpose (an :class:`OmsAuditError`: a timed-out approval,
+    a lease held, a drift...) without its traceback: the message says what happened and what to do. The
+    API's copy of the log (the UI) keeps the traceback; anything unexpected keeps it here too."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, OmsAuditError):
+            return self.inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _quiet_expected_failures() -> None:
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter or logging.Formatter()
+        if isinstance(handler, logging.StreamHandler) and not isinstance(formatter, _NoTracebackForExpectedFailures):
+            handler.setFormatter(_NoTracebackForExpectedFailures(formatter))
 
 
 def _read_run(flow_run_id: UUID) -> FlowRun:
@@ -65,6 +99,23 @@ def _mark_interrupted(flow_run_id: UUID | None) -> None:
         client.set_flow_run_state(flow_run_id, Cancelled(message="interrupted at the terminal (Ctrl-C)"), force=True)
 
 
+def _ask(answer: Answer, description: str, flow_run_id: UUID) -> dict[str, Any] | None:
+    if not getattr(answer, "watches_pause", False):
+        return answer(description)
+
+    def still_waiting() -> bool:
+        state = _read_run(flow_run_id).state
+        return state is not None and state.is_paused()
+
+    return answer(description, still_waiting)
+
+
+def _resume(flow_run_id: UUID, answer: dict[str, Any]) -> None:
+    """Resume with the answer; a pause that ended meanwhile (timed out) is no error here: the run says so."""
+    with contextlib.suppress(NotPausedError, FlowPauseTimeout):
+        resume_flow_run(flow_run_id, run_input=answer)
+
+
 def run_flow(
     flow_fn: Flow[..., Any],
     parameters: dict[str, Any],
@@ -82,6 +133,7 @@ def run_flow(
     ends Cancelled. A Ctrl-C while it is paused, or a second one, ends it here and now (Cancelled too).
     """
     result: dict[str, Any] = {}
+    _quiet_expected_failures()
 
     def remember_run(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
         result["flow_run_id"] = flow_run.id
@@ -116,8 +168,9 @@ def run_flow(
             if run.state is not None and run.state.is_paused():
                 keyset = keyset_from_paused_state(run.state)
                 description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
-                answered = answer(str(description))
-                resume_flow_run(flow_run_id, run_input=answered)
+                answered = _ask(answer, str(description), flow_run_id) or {}
+                if answered:
+                    _resume(flow_run_id, answered)
         except KeyboardInterrupt:
             if stopping or _is_paused(result.get("flow_run_id")):
                 _mark_interrupted(result.get("flow_run_id"))
@@ -128,4 +181,4 @@ def run_flow(
     on_tick(flow_run_id)
     if "error" in result:
         raise result["error"]
-    return FlowOutcome(state=result["state"], flow_run_id=flow_run_id, answered=answered)
+    return FlowOutcome(state=result["state"], flow_run_id=flow_run_id, answered=answered or None)

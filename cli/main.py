@@ -9,20 +9,22 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from click.exceptions import Abort
 
-from core.errors import ConfigError, OmsAuditError
+from core.errors import ApprovalTimedOut, ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
 from . import service_commands
 from .dlq import dlq_app
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, exit_code_of, failure_of, find_report
-from .render import console, err_console, plan_table, show_markdown, summary_table
+from .prefect_api import start_prefect_api
+from .prompt import TerminalAnswer
+from .render import console, err_console, plan_table, summary_table
 from .run_view import RunView
 
 app = typer.Typer(
@@ -47,51 +49,68 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def terminal_answer(*, yes: bool, what: str) -> Callable[[str], dict[str, Any]]:
-    """The approval, given here: ``--yes`` answers for the user and says so in the record."""
-    user = getpass.getuser()
-
-    def answer(description: str) -> dict[str, Any]:
-        if yes:
-            console.print(f"[yellow]--yes given: approving the {what} as {user}[/yellow]")
-            return {
-                "decision": "approve",
-                "approver": user,
-                "comment": "approved with --yes",
-                "via": "cli --yes",
-            }
-        show_markdown(description)
-        try:
-            approved = typer.confirm(f"Apply this {what}?", default=False)
-            comment = typer.prompt("Comment (optional)", default="", show_default=False)
-        except (Abort, typer.Abort):
-            return {
-                "decision": "reject",
-                "approver": user,
-                "comment": "no answer at the terminal; re-run with --yes or approve in the Prefect UI",
-                "via": "cli",
-            }
-        return {
-            "decision": "approve" if approved else "reject",
-            "approver": user,
-            "comment": comment,
-            "via": "cli",
-        }
-
-    return answer
+def check_reports_dir(directory: Path) -> Path:
+    """The reports folder exists (created if need be) and takes a file, or exit 2 before anything runs."""
+    try:
+        if directory.exists() and not directory.is_dir():
+            raise NotADirectoryError(f"{directory} is a file")
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".oms-audit-write-check-"):
+            pass
+    except OSError as exc:
+        raise fail(
+            f"the reports directory {directory} cannot be written ({exc.strerror or exc}); set "
+            "OMS_AUDIT_REPORTS_DIR or pass --reports-dir to a directory you can write"
+        ) from exc
+    return directory
 
 
-def check_configuration(env: str) -> Path:
-    """Fail fast (exit 2) on bad configuration, before any flow run starts."""
+def preflight(
+    env: str, *, database: str | None = None, branch: str | None = None, reports_dir: Path | None = None
+) -> Path:
+    """Exit 2 on every configuration error this process can see by itself, before any Prefect starts:
+    the environment's name, the environment variables, empty or forbidden names, the reports folder."""
+    from core.settings import (
+        MigrationSettings,
+        TerminusSettings,
+        check_env_name,
+        check_target_names,
+        load_settings,
+    )
+
+    from .prefect_api import idle_seconds
+
+    try:
+        check_env_name(env)
+        check_target_names(load_settings(TerminusSettings), database, branch)
+        directory = reports_dir or load_settings(MigrationSettings).reports_dir
+        idle_seconds()
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    return check_reports_dir(directory)
+
+
+def preflight_env(env: str) -> None:
+    """The environment's name and variables, before Prefect starts (exit 2)."""
+    from core.settings import TerminusSettings, check_env_name, load_settings
+
+    try:
+        check_env_name(env)
+        load_settings(TerminusSettings)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+
+
+def check_configuration(env: str, *, database: str | None = None, branch: str | None = None) -> None:
+    """After the Prefect API is up: the environment resolves to a block or to TERMINUS_DB_URL (or exit 2)."""
     from blocks.environment import resolve_terminus
-    from core.settings import MigrationSettings, load_settings
+    from core.settings import check_target_names
 
     from .prefect_api import ensure_prefect_api
 
     ensure_prefect_api()
     try:
-        resolve_terminus(env)
-        return load_settings(MigrationSettings).reports_dir
+        check_target_names(resolve_terminus(env).settings, database, branch)
     except ConfigError as exc:
         raise fail(str(exc)) from exc
 
@@ -118,6 +137,7 @@ def aborted() -> typer.Exit:
 
 def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan: bool) -> None:
     path = find_report(reports_dir, run_id, prefix)
+    report: dict[str, Any] = {}
     if path is not None:
         report = json.loads(path.read_text(encoding="utf-8"))
         if show_plan and report.get("plan"):
@@ -127,6 +147,11 @@ def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan
     if code != EXIT_OK:
         error = failure_of(state)
         message = str(error) if error is not None else (state.message or state.name)
+        approval = report.get("approval") or {}
+        if isinstance(error, ApprovalTimedOut) or approval.get("timed_out"):
+            # the report says so reliably; Prefect may overwrite the final state's message (a timed-out pause)
+            seconds = approval.get("timeout_seconds") or getattr(error, "timeout_seconds", 0)
+            message = f"the approval timed out after {seconds:g} s; nothing was changed"
         err_console.print(f"[red]{state.name}:[/red] {message}")
     raise typer.Exit(code)
 
@@ -147,10 +172,12 @@ def migrate(
     """Add the audit fields to every document type: --dry-run first, then --execute."""
     if dry_run == execute:
         raise fail("choose exactly one of --dry-run or --execute")
-    configured_dir = check_configuration(env)
-    directory = reports_dir or configured_dir
+    directory = preflight(env, database=database, branch=branch, reports_dir=reports_dir)
+    start_prefect_api()  # boots while the flow's modules are imported
     from cli.flow_runner import run_flow
     from flows.audit_fields_migration import audit_fields_migration
+
+    check_configuration(env, database=database, branch=branch)
 
     view = RunView(directory, REPORT_PREFIX)
     parameters = {
@@ -169,7 +196,7 @@ def migrate(
         outcome = run_flow(
             audit_fields_migration,
             parameters,
-            answer=terminal_answer(yes=yes, what="plan"),
+            answer=TerminalAnswer(yes=yes, what="plan"),
             on_tick=view.tick,
             on_stop_requested=say_stopping,
         )
@@ -193,10 +220,12 @@ def rollback(
     """Undo an audit-fields run from its report (after approval); archives the DLQ."""
     if not report.is_file():
         raise fail(f"report {report} does not exist; pass the path printed by the migration")
-    configured_dir = check_configuration(env)
-    directory = reports_dir or configured_dir
+    directory = preflight(env, reports_dir=reports_dir)
+    start_prefect_api()
     from cli.flow_runner import run_flow
     from flows.audit_fields_rollback import audit_fields_rollback
+
+    check_configuration(env)
 
     parameters = {
         "report": str(report),
@@ -213,7 +242,7 @@ def rollback(
         outcome = run_flow(
             audit_fields_rollback,
             parameters,
-            answer=terminal_answer(yes=yes, what="rollback"),
+            answer=TerminalAnswer(yes=yes, what="rollback"),
             on_stop_requested=say_stopping,
         )
     except KeyboardInterrupt:
@@ -236,11 +265,14 @@ def history(
 
     from .prefect_api import ensure_prefect_api
 
+    preflight_env(env)
     ensure_prefect_api()
     try:
         settings = resolve_terminus(env).settings
         with TerminusGateway(settings, database=settings.meta_database) as gateway:
             runs = list_runs(gateway, database=database, limit=limit) if gateway.database_exists() else []
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
     except OmsAuditError as exc:
         raise fail(str(exc), exit_code_of(exc)) from exc
     table = Table(title=f"Migration runs ({settings.meta_database})")
@@ -291,18 +323,19 @@ app.command()(service_commands.freeze)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for scripts that wrap the CLI (the guide's migration script)."""
+    """Entry point for scripts that wrap the CLI (the guide's migration script): usage errors are shown as
+    ``oms-audit`` shows them (message, exit 2), never as a traceback."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="oms-audit")
     except typer.Exit as exc:
         return exc.exit_code
     except (Abort, typer.Abort):
         return 1
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.UsageError):
-            exc.show()
-            return EXIT_USAGE
+        # Usage errors of typer's own click (not the ``click`` package): show them as ``oms-audit`` does.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            return code
         raise
     return code if isinstance(code, int) else EXIT_OK

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from prefect.states import State
-
 from core.errors import ErrorCategory, category_of
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 EXIT_OK = 0
 EXIT_FAILED = 1

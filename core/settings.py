@@ -8,16 +8,19 @@ into a ``ConfigError`` that names the variable, the bad value (never for secrets
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
 
 __all__ = [
+    "LOCAL_ENV",
     "AuditSinkSettings",
     "CollectorSettings",
     "DlqSettings",
@@ -26,8 +29,56 @@ __all__ = [
     "MonitoringSettings",
     "ServiceSettings",
     "TerminusSettings",
+    "check_env_name",
+    "check_target_names",
+    "explicit_terminus_url",
     "load_settings",
 ]
+
+LOCAL_ENV = "local"
+"""The one environment allowed to fall back to the built-in defaults (the sandbox on 127.0.0.1:6363)."""
+
+_ENV_NAME = re.compile(r"^[a-z0-9-]+$")
+
+
+def check_env_name(env: str) -> str:
+    """An environment is named like its TerminusDB connection block: lowercase letters, digits and dashes.
+
+    Anything else (empty, ``../x``, ``Prod``) could never name a block, so it would silently mean "the
+    environment variables" or worse the local defaults; it is refused instead.
+    """
+    if not env:
+        raise ConfigError(
+            "--env must name an environment such as production, staging or local (it is empty)", variable="env"
+        )
+    if not _ENV_NAME.match(env):
+        raise ConfigError(
+            f"--env {env!r} is not a valid environment name: use lowercase letters, digits and dashes, the "
+            "name of its TerminusDB connection block (for example production or staging)",
+            variable="env",
+        )
+    return env
+
+
+def explicit_terminus_url() -> bool:
+    """Whether the process environment sets ``TERMINUS_DB_URL`` itself (not the built-in default)."""
+    return any(key.upper() == "TERMINUS_DB_URL" and value.strip() for key, value in os.environ.items())
+
+
+def check_target_names(settings: TerminusSettings, database: str | None, branch: str | None) -> tuple[str, str]:
+    """The database and branch a run means (``None``: the configured one); refuses empty names and the
+    metadata database, which holds the tool's own bookkeeping and is never migrated."""
+    for option, value in (("--database", database), ("--branch", branch)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{option} must not be empty; leave it out to use the configured one", variable=option)
+    chosen = database or settings.database
+    if chosen == settings.meta_database:
+        raise ConfigError(
+            f"database '{chosen}' is the metadata database (OMS_AUDIT_META_DB), where oms-audit keeps its runs "
+            "and leases; it is not migrated. Name the ontology database with --database or TERMINUS_DB_NAME",
+            variable="OMS_AUDIT_META_DB",
+        )
+    return chosen, branch or settings.branch
 
 
 def _check_http_url(value: str) -> str:
@@ -59,6 +110,20 @@ def _check_path_endpoint(value: str) -> str:
     return value
 
 
+def _check_token_scheme(value: Any) -> Any:
+    """``bearer``/``token`` in any case, named as the Authorization header spells them."""
+    if isinstance(value, str):
+        spelled = {"bearer": "Bearer", "token": "Token"}.get(value.strip().lower())
+        if spelled is None:
+            raise ValueError("expected Bearer (a self-hosted TerminusDB's JWT) or Token (TerminusCMS / DFRNT API key)")
+        return spelled
+    return value
+
+
+TokenScheme = Annotated[Literal["Bearer", "Token"], BeforeValidator(_check_token_scheme)]
+HOSTED_TOKEN_DOMAINS = ("terminusdb.com", "dfrnt.com")
+"""Hosts of the hosted services whose API keys are sent as ``Authorization: Token <key>``."""
+
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 SecretHttpUrl = Annotated[SecretStr | None, AfterValidator(_check_secret_url)]
 
@@ -81,6 +146,21 @@ class TerminusSettings(BaseSettings):
     password: SecretStr = Field(SecretStr("root"), validation_alias="TERMINUS_DB_PASSWORD")
     meta_database: str = Field("oms_audit", min_length=1, validation_alias="OMS_AUDIT_META_DB")
     timeout_seconds: float = Field(30.0, gt=0, validation_alias="TERMINUS_DB_TIMEOUT_SECONDS")
+    token_scheme: TokenScheme | None = Field(None, validation_alias="TERMINUS_DB_TOKEN_SCHEME")
+
+    @property
+    def authorization_scheme(self) -> TokenScheme:
+        """How the token is sent: ``TERMINUS_DB_TOKEN_SCHEME`` if set, else chosen from the URL.
+
+        A self-hosted TerminusDB verifies ``Bearer`` (JWT) tokens and ignores ``Token`` (the request then
+        runs as the anonymous user); the hosted TerminusCMS and DFRNT services expect their API keys as
+        ``Token``. So hosts of those services default to ``Token``, every other host to ``Bearer``.
+        """
+        if self.token_scheme is not None:
+            return self.token_scheme
+        host = (urlsplit(self.url).hostname or "").lower()
+        hosted = any(host == domain or host.endswith("." + domain) for domain in HOSTED_TOKEN_DOMAINS)
+        return "Token" if hosted else "Bearer"
 
 
 # ---- write path (identity, the service, audit delivery) ---------------------------------------------

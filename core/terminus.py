@@ -6,12 +6,12 @@ leaves as a ``core.errors.TerminusError``: the client's ``DatabaseError``/``Inte
 and ``httpx`` exceptions never escape. Tokens and passwords stay out of messages, reprs and logs.
 
 Authentication: ``TERMINUS_DB_TOKEN`` when set, else ``TERMINUS_DB_USER``/``TERMINUS_DB_PASSWORD`` (Basic).
-The token is sent as ``Authorization: Bearer <token>`` (the client's ``jwt_token`` mode), which is what a
-TerminusDB server started with JWT support verifies. The client's ``api_token`` mode sends
-``Authorization: Token ...`` instead: a self-hosted TerminusDB does not check that header at all, so the
-request silently runs as the anonymous user and fails with 403 on every database call, hiding that the
-token was never used. (Personal access tokens of the hosted DFRNT/TerminusCMS service use that ``Token``
-scheme; pointing oms-audit at that service would need a switch here.)
+The token is sent as ``Authorization: <scheme> <token>``, the scheme being
+``TerminusSettings.authorization_scheme`` (``TERMINUS_DB_TOKEN_SCHEME``, else chosen from the URL), on every
+call: ours through httpx and the official client's (``jwt_token`` mode for ``Bearer``, ``api_token`` mode
+for ``Token``). ``Bearer`` is what a self-hosted TerminusDB started with JWT support verifies; it does not
+check ``Token`` at all, so such a request silently runs as the anonymous user and fails with 403 on every
+database call. The hosted TerminusCMS/DFRNT services expect their API keys as ``Token``.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class TerminusGateway:
             raise ConfigError(
                 "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
             )
-        self.url = _public_url(settings.url)
+        self.url = public_url(settings.url)
         self.team = settings.team
         self.database = database or settings.database
         self.branch = branch or settings.branch
@@ -534,6 +534,7 @@ class TerminusGateway:
         # password or an unreachable server to the right error before the client sees them.
         self.check_connection()
         token = self._settings.token
+        hosted_key = self._settings.authorization_scheme == "Token"
         client = Client(self._base_url, user_agent=USER_AGENT)
         try:
             client.connect(
@@ -541,7 +542,8 @@ class TerminusGateway:
                 user=self._settings.user,
                 key=self._settings.password.get_secret_value(),
                 use_token=token is not None,
-                jwt_token=token.get_secret_value() if token is not None else None,
+                jwt_token=token.get_secret_value() if token is not None and not hosted_key else None,
+                api_token=token.get_secret_value() if token is not None and hosted_key else None,
                 branch=self.branch,
                 repo="local",
             )
@@ -698,7 +700,8 @@ def _branch_of(descriptor: Any) -> str | None:
 
 
 class _HttpxAuth(httpx.Auth):
-    """Bearer token if configured, else Basic; the secret leaves settings only when a request is sent."""
+    """The token (in the configured scheme) if set, else Basic; the secret leaves settings only when a request
+    is sent."""
 
     def __init__(self, settings: TerminusSettings) -> None:
         self._settings = settings
@@ -712,10 +715,10 @@ class _HttpxAuth(httpx.Auth):
 
 
 def authorization_header(settings: TerminusSettings) -> str:
-    """The ``Authorization`` value for ``settings`` (Bearer token, else Basic). Build it per request, never log it."""
+    """The ``Authorization`` value for ``settings`` (token with its scheme, else Basic); built per request."""
     token = settings.token
     if token is not None:
-        return f"Bearer {token.get_secret_value()}"
+        return f"{settings.authorization_scheme} {token.get_secret_value()}"
     pair = f"{settings.user}:{settings.password.get_secret_value()}".encode()
     return f"Basic {base64.b64encode(pair).decode('ascii')}"
 
@@ -738,7 +741,7 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """The server URL without userinfo, query or fragment: safe for messages and logs."""
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -746,6 +749,19 @@ def _public_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return parts._replace(netloc=netloc, query="", fragment="").geturl().rstrip("/")
+
+
+TLS_MISMATCH = (
+    "the TLS handshake failed; this looks like a TLS mismatch (an https:// TERMINUS_DB_URL for a server that "
+    "speaks plain http, or the reverse): check the URL's scheme"
+)
+_TLS_MISMATCH_HINTS = frozenset({"wrong_version_number", "record_layer_failure", "http_request", "unknown_protocol"})
+
+
+def _looks_like_tls_mismatch(exc: BaseException) -> bool:
+    """OpenSSL's words for "the other side does not speak TLS" (or speaks it where we did not)."""
+    text = f"{getattr(exc, 'reason', '') or ''} {exc}".lower().replace(" ", "_")
+    return any(hint in text for hint in _TLS_MISMATCH_HINTS)
 
 
 def _describe_transport_error(exc: BaseException) -> str:
@@ -758,6 +774,8 @@ def _describe_transport_error(exc: BaseException) -> str:
             return "connection refused"
         if isinstance(current, socket.gaierror):
             return "host name not found"
+        if isinstance(current, ssl.SSLError) and _looks_like_tls_mismatch(current):
+            return TLS_MISMATCH
         if isinstance(current, ConnectionResetError | BrokenPipeError):
             return "connection reset"
         for arg in getattr(current, "args", ()):
@@ -767,6 +785,8 @@ def _describe_transport_error(exc: BaseException) -> str:
                     return nested
         current = current.__cause__ or current.__context__
     text = str(exc).lower()
+    if _looks_like_tls_mismatch(exc):
+        return TLS_MISMATCH
     if "refused" in text:
         return "connection refused"
     if any(word in text for word in ("disconnected", "closed", "incomplete", "without", "reset", "aborted")):

@@ -33,11 +33,11 @@ from core.settings import TerminusSettings
 from core.terminus import (
     DATA_VERSION_HEADER,
     USER_AGENT,
-    _public_url,
     _short_ids,
     _tls_context,
     authorization_header,
     error_from_reply,
+    public_url,
     transport_error,
 )
 
@@ -68,7 +68,7 @@ class AsyncDocumentClient:
             raise ConfigError(
                 "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
             )
-        self.url = _public_url(settings.url)
+        self.url = public_url(settings.url)
         self.team = settings.team
         self.database = database or settings.database
         self.branch = branch or settings.branch

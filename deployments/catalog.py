@@ -1,8 +1,14 @@
-"""The one list of the project's Prefect deployments: names, entrypoints, default parameters, tags, limits.
+"""The one list of the project's Prefect deployments: names, entrypoints, default parameters, tags.
 
 ``prefect.yaml`` (``prefect deploy --all`` onto the ``oms-audit`` process work pool) and
 :mod:`deployments.serve` (``prefect.serve`` from one local process) both declare these deployments; a test
 checks that ``prefect.yaml`` says exactly what this module says, so the two ways of running cannot drift.
+
+No deployment has a concurrency limit. Prefect's deployment slot is a lease the server revokes when a run
+leaves Running, a pause included, while the paused process keeps renewing it: the renewal is refused (410)
+and the run crashes about four minutes into the wait. A migration waits for a human for up to a day, so one
+run per database is held by our own migration lease instead (taken before the pause, renewed by the run,
+taken over at once when its run has ended); a second run of the same database fails naming the holder.
 
 Importing this module imports no flow: :meth:`DeploymentSpec.load_flow` does, when a flow is needed.
 """
@@ -38,7 +44,8 @@ class DeploymentSpec:
     description: str
     tags: tuple[str, ...]
     parameters: Mapping[str, Any] = field(default_factory=dict)
-    concurrency_limit: int = 1
+    concurrency_limit: int | None = None
+    """Prefect's deployment concurrency limit; None for every deployment here (see the module docstring)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))

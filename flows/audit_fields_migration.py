@@ -83,6 +83,9 @@ def audit_fields_migration(
         report.plan = PlanSection.of(plan)
         publish_plan(plan)
         logger.info("Plan %s: %d types to patch", plan.fingerprint[:12], len(plan.operations))
+        if plan.estimate_unknown:
+            report.warnings.append(f"The duration estimate is unknown: {plan.estimate_unknown}")
+            logger.warning("%s", report.warnings[-1])
         if refused is not None:
             if not dry_run:
                 raise refused
@@ -100,7 +103,7 @@ def audit_fields_migration(
         else:
             report.approval.required = False
             if not run.predecessor_interrupted:
-                logger.info("Every document type already has the audit fields; nothing to approve or patch")
+                logger.info("%s", plan.nothing_to_patch)
                 return run.finish("succeeded", fingerprint=plan.fingerprint)
             logger.info("Nothing is left to patch; validating what the interrupted run before this one did")
             baseline = analysis

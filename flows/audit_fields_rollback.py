@@ -25,7 +25,7 @@ from tasks.artifacts import publish_rollback_plan
 from tasks.patching import apply_operations
 from tasks.run_record import RECENT_COMMITS, run_books
 from tasks.schema_tasks import read_consistent_schema
-from tasks.terminus_target import Target, open_gateway
+from tasks.terminus_target import Target, open_gateway, resolve_target
 from tasks.validation import validate_schema
 from tasks.write_freeze import writes_frozen
 
@@ -80,7 +80,7 @@ def audit_fields_rollback(
             raise RollbackRefused(
                 f"{source.path} records a migration in env {source.env!r}, not {env!r}; pass --env {source.env}."
             )
-        target = run.attach(Target(env=env, database=source.database, branch=source.branch))
+        target = run.attach(resolve_target(env, source.database, source.branch))
         rollback.snapshot_path = str(report) if source.run_id is None else None
         run.hold_lease()
         # Every precondition is checked here, before anything changes: plan_rollback refuses what is unsafe.

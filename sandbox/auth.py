@@ -2,7 +2,9 @@
 
 Order (as in TerminusDB): Basic credentials must match (else 401); a Bearer token must be one configured at
 start (else 401); anything else - no header, ``Authorization: Token ...`` - is the anonymous user, who may
-only see /api/ok, /api/info and an empty database list. Secrets are compared in constant time and never
+only see /api/ok, /api/info and an empty database list. The one exception plays a hosted service
+(TerminusCMS/DFRNT): a token configured as ``"Token <key>"`` is an API key accepted only as
+``Authorization: Token <key>`` (and never as Bearer). Secrets are compared in constant time and never
 appear in any reply.
 """
 
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from sandbox.errors import GenericError
 
 USER_IRI_PREFIX = "terminusdb://system/data/User/"
+HOSTED_KEY_PREFIX = "Token "
+"""Marks a configured token as a hosted service's API key (``Authorization: Token <key>``)."""
 
 INSTANCE_READ = "instance_read_access"
 INSTANCE_WRITE = "instance_write_access"
@@ -111,9 +115,16 @@ class AuthConfig:
             raise incorrect_authentication()
         if scheme == "bearer":
             for token, name in self.tokens.items():
-                if hmac.compare_digest(token.encode(), credentials.encode()):
+                if not token.startswith(HOSTED_KEY_PREFIX) and hmac.compare_digest(
+                    token.encode(), credentials.encode()
+                ):
                     return self.user_named(name)
             raise incorrect_authentication()
+        if scheme == "token":
+            for token, name in self.tokens.items():
+                key = token.removeprefix(HOSTED_KEY_PREFIX)
+                if token.startswith(HOSTED_KEY_PREFIX) and hmac.compare_digest(key.encode(), credentials.encode()):
+                    return self.user_named(name)
         return ANONYMOUS
 
 

@@ -29,7 +29,7 @@ def publish_plan(plan: MigrationPlan) -> None:
         markdown=plan.to_markdown(), key=PLAN_KEY, description=f"Audit-fields plan for {plan.database}"
     )
     create_table_artifact(
-        table=[{str(k): v for k, v in row.items()} for row in plan.analysis.to_frame().to_dict(orient="records")],
+        table=plan.analysis.to_rows(),
         key=f"{PLAN_KEY}-types",
         description="Every schema document and what the plan does with it",
     )

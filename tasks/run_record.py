@@ -33,7 +33,6 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 
-from blocks.environment import resolve_terminus
 from core.errors import ApprovalTimedOut, OmsAuditError, RunInterrupted, TerminusTimeout
 from core.metadata_db import ensure_metadata_db, metadata_gateway
 from core.migration_commits import classes_changed_by_run
@@ -59,7 +58,7 @@ from core.timestamps import utc_now
 from .approval import approved, rejection_message, request_approval
 from .artifacts import publish_report
 from .stop_request import stop_requested
-from .terminus_target import Target, configuration_of
+from .terminus_target import Target, target_settings
 
 ReportT = TypeVar("ReportT", bound=RunReport)
 
@@ -101,6 +100,7 @@ class RunBooks(Generic[ReportT]):
         """The run works on ``target`` from now on."""
         self.target = target
         self.report.database, self.report.branch = target.database, target.branch
+        self.report.terminus_url, self.report.config_source = target.url, target.config_source
         return target
 
     def status(self, status: ReportStatus) -> None:
@@ -326,7 +326,7 @@ class RunBooks(Generic[ReportT]):
         return self.target
 
     def _terminus_settings(self) -> TerminusSettings:
-        settings = resolve_terminus(self._target().env).settings
+        settings = target_settings(self._target())
         if self._closing_fast:  # the server did not answer: do not wait a whole timeout again per call
             return settings.model_copy(
                 update={"timeout_seconds": min(settings.timeout_seconds, CLOSING_TIMEOUT_SECONDS)}
@@ -398,7 +398,6 @@ def run_books(
     books = RunBooks(report, path, settings)
     books.save()
     try:
-        report.terminus_url, report.config_source = configuration_of(env)
         yield books
     except RunInterrupted as exc:
         books.interrupted(exc)

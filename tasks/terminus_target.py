@@ -1,7 +1,10 @@
 """What a task needs to reach TerminusDB, without carrying credentials through Prefect.
 
-Task parameters are recorded by Prefect and hashed into cache keys, so they hold only the environment's
-name and the database/branch; each task resolves the settings itself (cached per process).
+A run resolves its environment once (:func:`resolve_target`: block or environment variables, validated) into
+a :class:`Target`: the environment's name, the server's public URL, where the settings came from, the
+database and branch. Task parameters are recorded by Prefect and hashed into cache keys, so the target
+carries no secret; the settings it was resolved from stay in this process, keyed by the target, and every
+task's gateway uses them (:func:`target_settings`).
 """
 
 from __future__ import annotations
@@ -21,25 +24,51 @@ from pydantic import BaseModel
 from blocks.environment import resolve_terminus
 from core.errors import OmsAuditError, is_transient
 from core.retrying import JITTER, TRANSIENT_DELAYS, retries_ran_out, worth_another_attempt
-from core.settings import TerminusSettings
-from core.terminus import TerminusGateway
+from core.settings import TerminusSettings, check_target_names
+from core.terminus import TerminusGateway, public_url
 
 
 class Target(BaseModel, frozen=True):
-    """A database and branch in the TerminusDB of an environment."""
+    """A database and branch in the TerminusDB of an environment (no credentials: see the module)."""
 
     env: str
     database: str
     branch: str
+    url: str = ""
+    """The server's URL, without credentials."""
+    config_source: str = ""
+    """Where the settings came from: ``block <slug>/<env>``, ``environment`` or ``local defaults``."""
 
     def describe(self) -> str:
         return f"{self.database}@{self.branch} ({self.env})"
 
 
+_RESOLVED: dict[Target, TerminusSettings] = {}
+
+
 def resolve_target(env: str, database: str | None = None, branch: str | None = None) -> Target:
-    """Fill database and branch from the environment's configuration where the caller left them out."""
-    settings = resolve_terminus(env).settings
-    return Target(env=env, database=database or settings.database, branch=branch or settings.branch)
+    """Resolve the environment once for the run: its settings, database and branch (the configured ones
+    where the caller left them out). Raises ConfigError for an unknown environment, an empty name or the
+    metadata database."""
+    resolved = resolve_terminus(env)
+    chosen_database, chosen_branch = check_target_names(resolved.settings, database, branch)
+    target = Target(
+        env=env,
+        database=chosen_database,
+        branch=chosen_branch,
+        url=public_url(resolved.settings.url),
+        config_source=resolved.source,
+    )
+    _RESOLVED[target] = resolved.settings
+    return target
+
+
+def target_settings(target: Target) -> TerminusSettings:
+    """The settings the target was resolved from (resolved again only by a process that did not resolve it)."""
+    settings = _RESOLVED.get(target)
+    if settings is None:
+        settings = _RESOLVED[target] = resolve_terminus(target.env).settings
+    return settings
 
 
 @contextmanager
@@ -50,20 +79,12 @@ def open_gateway(target: Target, *, database: str | None = None) -> Iterator[Ter
     costs a TLS setup and the official client's connect round trips, per task. Gateways are thread-safe
     and reconnect by themselves, so the shared one stays open for the process's life.
     """
-    settings = resolve_terminus(target.env).settings
-    yield _shared_gateway(settings, database or target.database, target.branch)
+    yield _shared_gateway(target_settings(target), database or target.database, target.branch)
 
 
 @lru_cache(maxsize=64)
 def _shared_gateway(settings: TerminusSettings, database: str, branch: str) -> TerminusGateway:
     return TerminusGateway(settings, database=database, branch=branch)
-
-
-def configuration_of(env: str) -> tuple[str, str]:
-    """(server URL without credentials, where the settings came from), for reports: which server was meant."""
-    resolved = resolve_terminus(env)
-    with TerminusGateway(resolved.settings) as gateway:  # builds the public URL; opens no connection
-        return gateway.url, resolved.source
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

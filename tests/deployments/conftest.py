@@ -23,6 +23,7 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from sandbox.server import SandboxServer
 from tests.deployments.processes import BackgroundProcess, clean_environment, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,3 +82,10 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             yield server
     finally:
         process.stop()
+
+
+@pytest.fixture
+def sandbox_demo() -> Iterator[SandboxServer]:
+    """The sandbox TerminusDB seeded with the demo ontology (database ``admin/oms``)."""
+    with SandboxServer(seed="demo") as server:
+        yield server

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,8 @@ def test_prefect_yaml_declares_exactly_the_catalog() -> None:
         entry = declared[spec.name]
         assert entry["entrypoint"] == spec.entrypoint
         assert entry["parameters"] == dict(spec.parameters)
-        assert entry["concurrency_limit"] == spec.concurrency_limit == 1
+        # no deployment slot: a paused run would lose it and crash; the migration lease keeps runs apart
+        assert "concurrency_limit" not in entry and spec.concurrency_limit is None
         assert entry["tags"] == list(spec.tags)
         assert entry["description"] == spec.description
         assert entry["work_pool"]["name"] == WORK_POOL
@@ -74,15 +74,14 @@ def test_catalog_defaults_are_valid_flow_parameters() -> None:
     assert MIGRATION.default_parameters("staging") == {"env": "staging", "dry_run": True}
 
 
-def test_deploy_all_creates_both_deployments_with_a_concurrency_limit_of_one(prefect_server: PrefectServer) -> None:
+def test_deploy_all_creates_both_deployments_without_a_concurrency_limit(prefect_server: PrefectServer) -> None:
     run_cli(prefect_server, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
     output = run_cli(prefect_server, "--no-prompt", "deploy", "--all")
     with get_client(sync_client=True) as client:
         for spec in DEPLOYMENTS:
             assert spec.full_name in output
             deployment = client.read_deployment_by_name(spec.full_name)
-            assert deployment.global_concurrency_limit is not None, f"{spec.full_name} has no concurrency limit"
-            assert deployment.global_concurrency_limit.limit == 1
+            assert deployment.global_concurrency_limit is None, f"{spec.full_name} has a concurrency limit"
             assert deployment.parameters == dict(spec.parameters)
             assert deployment.entrypoint == spec.entrypoint
             assert deployment.work_pool_name == WORK_POOL
@@ -98,12 +97,6 @@ def test_block_type_registers_for_the_ui_catalogue(prefect_server: PrefectServer
     with get_client(sync_client=True) as client:
         block_type = client.read_block_type_by_slug(TerminusConnection.get_block_type_slug())
     assert block_type.name == "OMS Audit TerminusDB Connection"
-
-
-@pytest.fixture
-def sandbox_demo() -> Iterator[SandboxServer]:
-    with SandboxServer(seed="demo") as server:
-        yield server
 
 
 def schema_class(sandbox: SandboxServer, name: str) -> dict[str, Any]:
@@ -171,7 +164,7 @@ def test_served_migration_dry_run_then_approved_from_the_ui(
             watch=[serving],
         )
         assert deployment.parameters == {"env": SERVED_ENV, "dry_run": True}
-        assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+        assert deployment.global_concurrency_limit is None
         name = f"{MIGRATION.flow_name}/{MIGRATION.served_name}"
 
         dry = run_deployment(name=name, parameters={"triggered_by": "e2e"}, timeout=0, poll_interval=1)
@@ -208,3 +201,13 @@ def test_served_migration_dry_run_then_approved_from_the_ui(
     assert executed["approval"]["via"] == "prefect-ui"
     assert executed["plan"]["fingerprint"] == planned["plan"]["fingerprint"]
     assert set(schema_class(sandbox_demo, "OntologyResource")) >= AUDIT_FIELDS
+
+
+@pytest.mark.parametrize("env", ["../x", "Production", "prod env"])
+def test_serve_refuses_an_invalid_environment_name(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from deployments.serve import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--env", env])
+    assert stopped.value.code == 2
+    assert "lowercase letters, digits and dashes" in capsys.readouterr().err
