@@ -67,7 +67,7 @@ def _healthy(api_url: str, timeout: float = 1.0) -> bool:
     return reply.status_code == 200
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -134,7 +134,7 @@ def _reusable(state_path: Path) -> str | None:
         url, pid = str(state["url"]), int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return url if _alive(pid) and _healthy(url) else None
+    return url if process_alive(pid) and _healthy(url) else None
 
 
 def _prefect_ephemeral_url() -> str:

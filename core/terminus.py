@@ -96,10 +96,7 @@ class TerminusGateway:
     """
 
     def __init__(self, settings: TerminusSettings, *, database: str | None = None, branch: str | None = None) -> None:
-        if settings.token is None and not settings.password.get_secret_value():
-            raise ConfigError(
-                "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
-            )
+        require_credentials(settings)
         self.url = public_url(settings.url)
         self.team = settings.team
         self.database = database or settings.database
@@ -712,6 +709,14 @@ class _HttpxAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = authorization_header(self._settings)
         yield request
+
+
+def require_credentials(settings: TerminusSettings) -> None:
+    """Refuse settings that could only ever be answered 401: neither a token nor a password."""
+    if settings.token is None and not settings.password.get_secret_value():
+        raise ConfigError(
+            "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
+        )
 
 
 def authorization_header(settings: TerminusSettings) -> str:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from core.errors import ConfigError, NotFound, TerminusError
+from core.errors import NotFound, TerminusError
 from core.settings import TerminusSettings
 from core.terminus import (
     DATA_VERSION_HEADER,
@@ -38,6 +38,7 @@ from core.terminus import (
     authorization_header,
     error_from_reply,
     public_url,
+    require_credentials,
     transport_error,
 )
 
@@ -64,10 +65,7 @@ class AsyncDocumentClient:
         branch: str | None = None,
         max_connections: int = 32,
     ) -> None:
-        if settings.token is None and not settings.password.get_secret_value():
-            raise ConfigError(
-                "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
-            )
+        require_credentials(settings)
         self.url = public_url(settings.url)
         self.team = settings.team
         self.database = database or settings.database
