@@ -48,7 +48,7 @@ __all__ = [
 
 def _utc_text(value: datetime) -> str:
     """ISO-8601 in UTC with a ``Z``, as the DLQ line format says."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_utc(value)
 
 
 class Actor(BaseModel):

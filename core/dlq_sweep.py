@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from core.audit import AuditEvent, AuditSink, LastError
 from core.dlq import ClaimedFile, Claimer, DeadLetterQueue, RawLine, corrupt_record, parse_line
 from core.errors import AuditSinkUnavailable
+from core.optimistic import retry_call
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,16 +93,19 @@ def deliver_with_retry(
     on_retry: Callable[[int, AuditSinkUnavailable], None] | None = None,
 ) -> dict[str, str]:
     """``sink.deliver(events)``, retried on ``AuditSinkUnavailable`` (the last one is raised)."""
-    for attempt in range(retry.attempts):
-        try:
-            return sink.deliver(events)
-        except AuditSinkUnavailable as exc:
-            if attempt + 1 >= retry.attempts:
-                raise
-            if on_retry is not None:
-                on_retry(attempt + 1, exc)
-            sleep(retry.delay(attempt))
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def retrying(attempt: int, exc: Exception) -> None:
+        if on_retry is not None and isinstance(exc, AuditSinkUnavailable):
+            on_retry(attempt, exc)
+
+    return retry_call(
+        lambda: sink.deliver(events),
+        retry_on=(AuditSinkUnavailable,),
+        attempts=retry.attempts,
+        delay=retry.delay,
+        on_retry=retrying,
+        sleep=sleep,
+    )
 
 
 def age_band(age_seconds: float) -> str:

@@ -1,4 +1,5 @@
-"""The one read-decide-write loop of TerminusDB's optimistic concurrency, for every metadata record.
+"""The one retry loop (:func:`retry_call`), and on it the read-decide-write loop of TerminusDB's optimistic
+concurrency for every metadata record (:func:`retry_on_conflict`).
 
 A change is read together with the branch's data version and written passing that version; if anybody
 committed in between, the write is refused (:class:`~core.errors.DataVersionConflict`) and the whole step
@@ -32,12 +33,36 @@ def retry_on_conflict(
     attempts: int = MAX_ATTEMPTS,
 ) -> T:
     """Run ``step`` (read, decide, write) until it is not refused by one of ``conflicts``; re-raise the last."""
+
+    def lost_race(attempt: int, exc: Exception) -> None:
+        logger.debug("%s lost a race (%s); reading again (attempt %d)", what, type(exc).__name__, attempt)
+
+    return retry_call(
+        step,
+        retry_on=conflicts,
+        attempts=attempts,
+        delay=lambda attempt: random.uniform(0, 0.02 * 2 ** min(attempt, 4)),
+        on_retry=lost_race,
+    )
+
+
+def retry_call(
+    step: Callable[[], T],
+    *,
+    retry_on: tuple[type[Exception], ...],
+    attempts: int,
+    delay: Callable[[int], float],
+    on_retry: Callable[[int, Exception], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """The one retry loop: ``step`` again after ``delay(attempt)`` while it raises ``retry_on``; the last is raised."""
     for attempt in range(attempts):
         try:
             return step()
-        except conflicts as exc:
-            if attempt == attempts - 1:
+        except retry_on as exc:
+            if attempt + 1 >= attempts:
                 raise
-            logger.debug("%s lost a race (%s); reading again (attempt %d)", what, type(exc).__name__, attempt + 1)
-            time.sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 4)))
+            if on_retry is not None:
+                on_retry(attempt + 1, exc)
+            sleep(delay(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
