@@ -19,6 +19,7 @@ from click.exceptions import Abort
 from core.errors import ApprovalTimedOut, ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
+from . import service_commands
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, failure_of, find_report
 from .prefect_api import start_prefect_api
 from .prompt import TerminalAnswer
@@ -278,6 +279,10 @@ def demo(
     from cli.demo import run_demo
 
     raise typer.Exit(run_demo(reports_dir=reports_dir, ask=ask))
+
+
+app.command()(service_commands.serve)
+app.command()(service_commands.freeze)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,16 +17,32 @@
      │    ├── AlreadyExists           document / database / branch already there
      │    ├── RequestRejected         any other 4xx (e.g. api:SchemaOperationFailed)
      │    └── TerminusServerError     5xx (api:UnhandledErrorResponse …)
-     └── MigrationError               the migration or rollback stopped on purpose
-          ├── PlanConflict            a class already has an audit field with another range
-          ├── UnknownTypes            include/exclude names a type the schema does not have
-          ├── SchemaDrift             the schema changed since the plan was approved
-          ├── LeaseHeld               another migration run holds the database's lease
-          ├── ApprovalRejected        the approver said no
-          ├── ApprovalTimedOut        nobody answered in time
-          ├── StaleApproval           the approval was given for another plan
-          ├── MigrationValidationFailed  after patching, a validation check failed
-          └── RollbackRefused         a rollback would be unsafe or meaningless
+     ├── MigrationError               the migration or rollback stopped on purpose
+     │    ├── PlanConflict            a class already has an audit field with another range
+     │    ├── UnknownTypes            include/exclude names a type the schema does not have
+     │    ├── SchemaDrift             the schema changed since the plan was approved
+     │    ├── LeaseHeld               another migration run holds the database's lease
+     │    ├── ApprovalRejected        the approver said no
+     │    ├── ApprovalTimedOut        nobody answered in time
+     │    ├── StaleApproval           the approval was given for another plan
+     │    ├── MigrationValidationFailed  after patching, a validation check failed
+     │    └── RollbackRefused         a rollback would be unsafe or meaningless
+     └── AuditError                   audit delivery, the DLQ, its metrics and alerts
+          ├── AuditSinkUnavailable    the audit sink cannot be reached at all (transient; events stay in the DLQ)
+          ├── DlqWriteFailed          a DLQ file cannot be written: folder missing, not writable, disk full
+          ├── DlqUnavailable          the DLQ folder cannot be read (missing / not a folder / no permission)
+          ├── MetricsPushFailed       the Pushgateway is down or refused the push (the sweep itself is done)
+          └── AlertDeliveryFailed     the alert webhook failed (its URL is a secret and never shown)
+
+    OmsAuditError (write path: identity, audit delivery, the write freeze)
+     ├── IdentityError               a caller's token could not be turned into a principal
+     │    ├── TokenRejected          a verdict: the token is not valid (.reason: expired, wrong audience …)
+     │    ├── IamUnavailable         no verdict: IAM timed out, failed (5xx) or answered nonsense; retry later
+     │    └── IamNotConfigured       neither IAM_JWKS_URL nor IAM_SERVICE_URL is set: every token is refused
+     ├── AccessDenied                verified, but the principal lacks what the operation needs (.required)
+     ├── AuditError
+     │    └── AuditUndeliverable     the audit event reached neither the sink nor the DLQ: the write is refused
+     └── WritesFrozen                a rollback holds the write freeze (.reason, .set_by); reads go on
 
 ``is_transient(exc)`` says which of them are worth a retry (used as Prefect's ``retry_condition_fn``).
 Messages name what is wrong and what to do; none of them ever carries a token or a password.
@@ -40,16 +56,27 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
+    "AlertDeliveryFailed",
     "AlreadyExists",
     "ApprovalRejected",
     "ApprovalTimedOut",
+    "AuditError",
+    "AuditSinkUnavailable",
+    "AuditUndeliverable",
     "AuthenticationFailed",
     "BranchNotFound",
     "ConfigError",
     "DataVersionConflict",
     "DatabaseNotFound",
+    "DlqUnavailable",
+    "DlqWriteFailed",
     "DocumentNotFound",
+    "IamNotConfigured",
+    "IamUnavailable",
+    "IdentityError",
     "LeaseHeld",
+    "MetricsPushFailed",
     "MigrationError",
     "MigrationValidationFailed",
     "NotFound",
@@ -65,7 +92,9 @@ __all__ = [
     "TerminusServerError",
     "TerminusTimeout",
     "TerminusUnreachable",
+    "TokenRejected",
     "UnknownTypes",
+    "WritesFrozen",
     "is_transient",
     "summarize_witnesses",
 ]
@@ -482,6 +511,145 @@ class RollbackRefused(MigrationError):
         super().__init__(message)
 
 
+# ----------------------------------------------------------------------------------------------------
+# Audit delivery, the DLQ, metrics and alerts
+
+
+class AuditError(OmsAuditError):
+    """Audit events could not go where they should; each subclass says what was kept."""
+
+
+class AuditSinkUnavailable(AuditError):
+    """The audit sink cannot be reached at all (transient); the caller keeps the events (DLQ)."""
+
+    def __init__(self, sink: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot deliver audit events to {sink} ({reason}). The events stay in the dead-letter queue; "
+            "check that the sink is up, then run `oms-audit dlq sweep` again."
+        )
+        self.sink = sink
+        self.reason = reason
+
+
+class DlqWriteFailed(AuditError):
+    """A DLQ file cannot be written, so the events it should hold were not kept."""
+
+    def __init__(self, path: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot write the dead-letter queue file {path} ({reason}). Create the folder or fix its "
+            "permissions / free disk space, or point OMS_AUDIT_DLQ_DIR at a writable folder."
+        )
+        self.path = path
+        self.reason = reason
+
+
+class DlqUnavailable(AuditError):
+    """The DLQ folder cannot be read."""
+
+    def __init__(self, path: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot use the dead-letter queue folder {path} ({reason}). Pass --dir or set OMS_AUDIT_DLQ_DIR "
+            "to the folder the application writes its audit_dlq_*.jsonl files to."
+        )
+        self.path = path
+        self.reason = reason
+
+
+class MetricsPushFailed(AuditError):
+    """The Pushgateway did not take the sweep's metrics; the sweep's work itself is complete."""
+
+    def __init__(self, url: str, *, reason: str) -> None:
+        super().__init__(
+            f"Could not push DLQ metrics to the Pushgateway at {url} ({reason}). No DLQ data was lost; check "
+            "PROMETHEUS_PUSHGATEWAY_URL and that the Pushgateway is up (the next sweep pushes again)."
+        )
+        self.url = url
+        self.reason = reason
+
+
+class AlertDeliveryFailed(AuditError):
+    """The alert webhook did not take a notification; it is sent again by the next sweep."""
+
+    def __init__(self, *, reason: str) -> None:
+        super().__init__(
+            f"Could not deliver the DLQ alert to DLQ_ALERT_WEBHOOK ({reason}). No DLQ data was lost; the "
+            "alert is sent again by the next sweep. Check the webhook receiver."
+        )
+        self.reason = reason
+
+
+# ----------------------------------------------------------------------------------------------------
+# Write path: identity, audit delivery, the write freeze
+
+
+class IdentityError(OmsAuditError):
+    """The caller's token could not be turned into a verified principal."""
+
+
+class TokenRejected(IdentityError):
+    """A verdict: the token is not acceptable. ``reason`` is short and safe to show (never the token)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The token was rejected: {reason}. Get a fresh token from the IAM service and retry.")
+        self.reason = reason
+
+
+class IamUnavailable(IdentityError):
+    """No verdict could be had: IAM (or its JWKS) timed out, failed or answered something unreadable."""
+
+    def __init__(self, url: str, *, reason: str) -> None:
+        super().__init__(
+            f"Cannot verify tokens: the IAM service at {url} {reason}. Retry later; if it persists, check "
+            "IAM_SERVICE_URL / IAM_VERIFICATION_ENDPOINT (or IAM_JWKS_URL) and the IAM service's health."
+        )
+        self.url = url
+        self.reason = reason
+
+
+class IamNotConfigured(IdentityError):
+    """No verifier is configured, so no token can be accepted (there are no unauthenticated writes)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "IAM is not configured: set IAM_JWKS_URL (with IAM_ISSUER and IAM_AUDIENCE) or IAM_SERVICE_URL; "
+            "until then every token is refused."
+        )
+
+
+class AccessDenied(OmsAuditError):
+    """The principal is verified but lacks what the operation requires (a role, or being a service account)."""
+
+    def __init__(self, what: str, *, required: str) -> None:
+        super().__init__(f"{what} requires {required}. Ask the IAM team for a token that has it.")
+        self.required = required
+
+
+class AuditUndeliverable(AuditError):
+    """The audit event could be stored neither in the sink nor in the DLQ, so the write it records is refused."""
+
+    def __init__(self, *, sink_error: str, dlq_error: str) -> None:
+        super().__init__(
+            f"The audit event could not be stored (audit sink: {sink_error}; DLQ: {dlq_error}). The write was "
+            "not kept. Make the audit sink reachable or OMS_AUDIT_DLQ_DIR writable (and not full), then retry."
+        )
+        self.sink_error = sink_error
+        self.dlq_error = dlq_error
+
+
+class WritesFrozen(OmsAuditError):
+    """A rollback (or an operator) froze writes; reads keep working."""
+
+    def __init__(self, *, reason: str, set_by: str | None = None) -> None:
+        by = f" by {set_by}" if set_by else ""
+        super().__init__(
+            f"Writes are frozen{by}: {reason}. Retry after the rollback ends (`oms-audit freeze status` shows "
+            "the freeze; `oms-audit freeze off` clears it)."
+        )
+        self.reason = reason
+        self.set_by = set_by
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same call may succeed: unreachable/timeout, 5xx, lost optimistic concurrency."""
-    return isinstance(exc, TerminusUnreachable | TerminusServerError | DataVersionConflict)
+    """True when retrying the same call may succeed: unreachable/timeout, 5xx, lost optimistic concurrency,
+    an audit sink that cannot be reached."""
+    return isinstance(exc, TerminusUnreachable | TerminusServerError | DataVersionConflict | AuditSinkUnavailable)

@@ -39,6 +39,7 @@ METADATA_AUTHOR: Final = "oms-audit"
 AUDIT_EVENT: Final = "AuditEvent"
 MIGRATION_RUN: Final = "MigrationRun"
 MIGRATION_LEASE: Final = "MigrationLease"
+WRITE_FREEZE: Final = "WriteFreeze"
 
 
 def _optional(range_: str) -> dict[str, str]:
@@ -60,8 +61,8 @@ METADATA_SCHEMA: Final[list[dict[str, Any]]] = [
         "event_id": "xsd:string",
         "occurred_at": "xsd:dateTime",
         "action": "xsd:string",
-        "resource_type": "xsd:string",
-        "resource_id": "xsd:string",
+        "resource_type": _optional("xsd:string"),
+        "resource_id": _optional("xsd:string"),
         "actor_id": "xsd:string",
         "actor_username": _optional("xsd:string"),
         "actor_kind": "xsd:string",
@@ -103,6 +104,16 @@ METADATA_SCHEMA: Final[list[dict[str, Any]]] = [
         "run_id": "xsd:string",
         "acquired_at": "xsd:dateTime",
         "expires_at": "xsd:dateTime",
+    },
+    {
+        # present while writes to `database` are frozen (the rollback's "stop application" step)
+        "@id": WRITE_FREEZE,
+        "@type": "Class",
+        "@key": _lexical("database"),
+        "database": "xsd:string",
+        "reason": "xsd:string",
+        "set_by": "xsd:string",
+        "set_at": "xsd:dateTime",
     },
 ]
 

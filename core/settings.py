@@ -21,9 +21,13 @@ from core.errors import ConfigError
 
 __all__ = [
     "LOCAL_ENV",
+    "AuditSinkSettings",
+    "CollectorSettings",
+    "DlqSettings",
     "IamSettings",
     "MigrationSettings",
     "MonitoringSettings",
+    "ServiceSettings",
     "TerminusSettings",
     "check_env_name",
     "check_target_names",
@@ -159,6 +163,9 @@ class TerminusSettings(BaseSettings):
         return "Token" if hosted else "Bearer"
 
 
+# ---- write path (identity, the service, audit delivery) ---------------------------------------------
+
+
 class IamSettings(BaseSettings):
     """How caller tokens are verified: a local JWKS if ``jwks_url`` is set, else the IAM service."""
 
@@ -172,7 +179,31 @@ class IamSettings(BaseSettings):
     issuer: str | None = Field(None, validation_alias="IAM_ISSUER")
     audience: str | None = Field(None, validation_alias="IAM_AUDIENCE")
     timeout_seconds: float = Field(5.0, gt=0, validation_alias="IAM_TIMEOUT_SECONDS")
-    cache_ttl_seconds: int = Field(60, ge=0, validation_alias="IAM_CACHE_TTL_SECONDS")
+    #: verdict cache (0 = off): never longer than the token's own exp
+    cache_ttl_seconds: int = Field(0, ge=0, validation_alias="IAM_CACHE_TTL_SECONDS")
+    leeway_seconds: int = Field(30, ge=0, le=300, validation_alias="IAM_LEEWAY_SECONDS")
+    #: the JWKS is fetched again for an unknown kid at most this often
+    jwks_min_refresh_seconds: float = Field(30.0, ge=0, validation_alias="IAM_JWKS_MIN_REFRESH_SECONDS")
+    #: retries of the IAM call on connection errors only (never on a reply)
+    connect_retries: int = Field(2, ge=0, le=10, validation_alias="IAM_CONNECT_RETRIES")
+
+
+class ServiceSettings(BaseSettings):
+    """The HTTP service's limits and its audit delivery policy."""
+
+    model_config = _COMMON
+
+    max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="OMS_AUDIT_MAX_BODY_BYTES")
+    #: how long one sink delivery may take before its events go to the DLQ
+    audit_timeout_seconds: float = Field(2.0, gt=0, validation_alias="OMS_AUDIT_SINK_TIMEOUT_SECONDS")
+    #: events arriving within this window are delivered in one sink call
+    audit_batch_window_ms: float = Field(3.0, ge=0, le=1000, validation_alias="OMS_AUDIT_BATCH_WINDOW_MS")
+    audit_max_batch: int = Field(500, gt=0, validation_alias="OMS_AUDIT_MAX_BATCH")
+    #: how often the service re-reads the write-freeze flag
+    freeze_poll_seconds: float = Field(0.5, gt=0, le=60, validation_alias="OMS_AUDIT_FREEZE_POLL_SECONDS")
+
+
+# ---- end of write path ------------------------------------------------------------------------------
 
 
 class MonitoringSettings(BaseSettings):
@@ -185,6 +216,44 @@ class MonitoringSettings(BaseSettings):
     dlq_dir: Path = Field(Path("/tmp"), validation_alias="OMS_AUDIT_DLQ_DIR")
     dlq_alert_threshold: int = Field(100, ge=0, validation_alias="DLQ_ALERT_THRESHOLD")
     dlq_age_threshold_seconds: float = Field(3600, gt=0, validation_alias="DLQ_AGE_THRESHOLD_SECONDS")
+
+
+# ---- audit sink and DLQ (the DLQ sweep) -------------------------------------------------------------
+
+
+class AuditSinkSettings(BaseSettings):
+    """Where audit events are stored: an external backend when ``AUDIT_BACKEND_URL`` is set, else the
+    metadata database."""
+
+    model_config = _COMMON
+
+    backend_url: HttpUrl | None = Field(None, validation_alias="AUDIT_BACKEND_URL")
+    timeout_seconds: float = Field(5.0, gt=0, validation_alias="AUDIT_BACKEND_TIMEOUT_SECONDS")
+
+
+class DlqSettings(BaseSettings):
+    """The dead-letter queue's folder, durability and replay policy."""
+
+    model_config = _COMMON
+
+    dlq_dir: Path = Field(Path("/tmp"), validation_alias="OMS_AUDIT_DLQ_DIR")
+    fsync: bool = Field(False, validation_alias="OMS_AUDIT_DLQ_FSYNC")
+    max_attempts: int = Field(5, ge=1, validation_alias="OMS_AUDIT_DLQ_MAX_ATTEMPTS")
+    batch_size: int = Field(500, ge=1, le=100_000, validation_alias="OMS_AUDIT_DLQ_BATCH_SIZE")
+
+
+class CollectorSettings(BaseSettings):
+    """How often the DLQ gauges are refreshed, and the collector's own ``/metrics`` endpoint (off unless a
+    port is set: a service exposes them on its own ``/metrics``)."""
+
+    model_config = _COMMON
+
+    interval_seconds: float = Field(15.0, gt=0, validation_alias="OMS_AUDIT_METRICS_INTERVAL_SECONDS")
+    port: int | None = Field(None, ge=0, le=65535, validation_alias="OMS_AUDIT_METRICS_PORT")
+    host: str = Field("127.0.0.1", min_length=1, validation_alias="OMS_AUDIT_METRICS_HOST")
+
+
+# ---- end of audit sink and DLQ -----------------------------------------------------------------------
 
 
 class MigrationSettings(BaseSettings):

@@ -56,7 +56,7 @@ from core.errors import (
 )
 from core.settings import TerminusSettings
 
-__all__ = ["Commit", "MigrationResult", "TerminusGateway", "error_from_reply"]
+__all__ = ["Commit", "MigrationResult", "TerminusGateway", "error_from_reply", "transport_error"]
 
 log = logging.getLogger(__name__)
 
@@ -467,12 +467,7 @@ class TerminusGateway:
         return str(version)
 
     def _transport_error(self, exc: Exception) -> TerminusError:
-        if isinstance(exc, httpx.TimeoutException):
-            phase = "connect" if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout) else "read"
-            return TerminusTimeout(self.url, timeout_seconds=self._timeout, phase=phase)
-        if isinstance(exc, httpx.TransportError | httpx.DecodingError | httpx.StreamError):
-            return TerminusUnreachable(self.url, reason=_describe_transport_error(exc))
-        return TerminusError(f"Request to TerminusDB at {self.url} failed: {type(exc).__name__}.", url=self.url)
+        return transport_error(exc, url=self.url, timeout_seconds=self._timeout)
 
     def _reply_error(
         self, status: int, body: bytes | Mapping[str, Any] | None, *, database: str | None, branch: str | None
@@ -646,6 +641,16 @@ _ALREADY_EXISTS = {
     "api:DatabaseAlreadyExists": ("database", "api:database_name"),
     "api:BranchExistsError": ("branch", "api:branch_name"),
 }
+
+
+def transport_error(exc: Exception, *, url: str, timeout_seconds: float) -> TerminusError:
+    """Map an httpx failure (no reply at all) to the matching ``TerminusError``."""
+    if isinstance(exc, httpx.TimeoutException):
+        phase = "connect" if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout) else "read"
+        return TerminusTimeout(url, timeout_seconds=timeout_seconds, phase=phase)
+    if isinstance(exc, httpx.TransportError | httpx.DecodingError | httpx.StreamError):
+        return TerminusUnreachable(url, reason=_describe_transport_error(exc))
+    return TerminusError(f"Request to TerminusDB at {url} failed: {type(exc).__name__}.", url=url)
 
 
 def _parse_body(body: bytes | Mapping[str, Any] | None) -> dict[str, Any]:

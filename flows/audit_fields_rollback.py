@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, State
 
-from core.dlq_archive import archive_dlq_files
+from core.dlq import archive_dlq_files
 from core.errors import ApprovalTimedOut, MigrationValidationFailed, RollbackRefused
 from core.migration_commits import rollback_message
 from core.migration_report import (
@@ -38,6 +38,7 @@ from tasks.rollback_tasks import apply_removal, reset_branch, validate_schema
 from tasks.run_tracking import RECENT_COMMITS, RunTracker, migration_lease
 from tasks.schema_tasks import read_consistent_schema
 from tasks.terminus_target import Target, open_gateway, resolve_target
+from tasks.write_freeze import writes_frozen
 
 
 def _plan_now(target: Target, source: RollbackSource, reset: bool) -> tuple[str, list[dict[str, Any]], RollbackPlan]:
@@ -121,28 +122,37 @@ def audit_fields_rollback(
 
             rollback.status = "running"
             save_report(rollback, path)
-            # The wait may have been long: plan again, and go ahead only if the same change is still right.
-            _, schema_now, plan_now = _plan_now(target, source, reset)
-            moved = schema_differences(schema, schema_now)
-            if moved or plan_now.change() != plan.change():
-                raise RollbackRefused(
-                    "The schema changed while the rollback waited for approval"
-                    + (f" ({'; '.join(moved[:5])})" if moved else "")
-                    + "; nothing was changed. Run the rollback again to plan it afresh."
-                )
-            if plan_now.strategy == "reset" and plan_now.reset_to_commit:
-                reset_branch(target, plan_now.reset_to_commit)
-                expected, meaning = source.snapshot_schema, "the snapshot's"
-                if expected is None:
-                    raise RollbackRefused(f"{source.path} has no readable snapshot to check the reset against.")
-            else:
-                for removal in plan_now.removals:
-                    keeper.raise_if_lost()
-                    apply_removal(target, removal, rollback.service_account, rollback_message(rollback.run_id))
-                expected, meaning = without_fields(schema_now, plan_now.removed), "the schema minus the removed fields"
-            rollback.validation = validate_schema(target, expected, meaning)
-            if not rollback.validation.ok:
-                raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
+            # The guide's rollback step 1: stop new writes while the schema changes (lifted also on failure).
+            with writes_frozen(
+                target,
+                reason=f"audit-fields rollback {rollback.run_id} is changing the schema",
+                set_by=rollback.triggered_by or "rollback",
+            ):
+                # The wait may have been long: plan again, and go ahead only if the same change is still right.
+                _, schema_now, plan_now = _plan_now(target, source, reset)
+                moved = schema_differences(schema, schema_now)
+                if moved or plan_now.change() != plan.change():
+                    raise RollbackRefused(
+                        "The schema changed while the rollback waited for approval"
+                        + (f" ({'; '.join(moved[:5])})" if moved else "")
+                        + "; nothing was changed. Run the rollback again to plan it afresh."
+                    )
+                if plan_now.strategy == "reset" and plan_now.reset_to_commit:
+                    reset_branch(target, plan_now.reset_to_commit)
+                    expected, meaning = source.snapshot_schema, "the snapshot's"
+                    if expected is None:
+                        raise RollbackRefused(f"{source.path} has no readable snapshot to check the reset against.")
+                else:
+                    for removal in plan_now.removals:
+                        keeper.raise_if_lost()
+                        apply_removal(target, removal, rollback.service_account, rollback_message(rollback.run_id))
+                    expected, meaning = (
+                        without_fields(schema_now, plan_now.removed),
+                        "the schema minus the removed fields",
+                    )
+                rollback.validation = validate_schema(target, expected, meaning)
+                if not rollback.validation.ok:
+                    raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
         monitoring = load_settings(MonitoringSettings)
         archived = archive_dlq_files(
             Path(dlq_dir) if dlq_dir else monitoring.dlq_dir, f"rollback_{rollback.run_id[:8]}"

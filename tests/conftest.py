@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from sandbox.server import SandboxServer
+from tests.iam_issuer import LocalIssuer
 
 ADMIN_AUTH = ("admin", "root")
 ADMIN_TOKEN = "oms-audit-s3cret-admin-t0ken"  # a bearer token with admin rights (user ``automation``)
@@ -73,3 +74,18 @@ def faults(sandbox: SandboxServer) -> Iterator[Callable[..., dict]]:
             yield install
         finally:
             client.delete("/_sandbox/faults")
+
+
+@pytest.fixture(scope="session")
+def iam_server() -> Iterator[LocalIssuer]:
+    """The local IAM issuer (real keys, verify + JWKS endpoints on a free loopback port), started once."""
+    with LocalIssuer() as issuer:
+        yield issuer
+
+
+@pytest.fixture
+def iam(iam_server: LocalIssuer) -> Iterator[LocalIssuer]:
+    """The shared IAM issuer, its switches back to normal after the test."""
+    iam_server.reset()
+    yield iam_server
+    iam_server.reset()

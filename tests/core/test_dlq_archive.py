@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from core.dlq_archive import archive_dlq_files
+from core.dlq import archive_dlq_files
 
 
 def test_archive_moves_every_dlq_file_and_keeps_content(tmp_path: Path) -> None:

@@ -151,7 +151,7 @@ def test_iam_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert defaults.service_url is None
     assert defaults.verification_endpoint == "/api/v1/verify"
     assert defaults.jwks_url is None
-    assert (defaults.timeout_seconds, defaults.cache_ttl_seconds) == (5.0, 60)
+    assert (defaults.timeout_seconds, defaults.cache_ttl_seconds) == (5.0, 0)  # the verdict cache is off by default
     monkeypatch.setenv("IAM_SERVICE_URL", "http://127.0.0.1:8081/")
     monkeypatch.setenv("IAM_JWKS_URL", "http://127.0.0.1:8081/.well-known/jwks.json")
     monkeypatch.setenv("IAM_ISSUER", "https://iam.example")

@@ -1,0 +1,395 @@
+"""Audit events and where they are stored (no delivery policy: that is the emitter's and the sweep's job).
+
+An :class:`AuditEvent`'s JSON is exactly one line of the dead-letter queue (DESIGN §6). Other applications
+write those lines too, so unknown keys are kept (``extra="allow"``) and survive a round trip.
+
+An :class:`AuditSink` stores events idempotently on ``event_id``: delivering an event twice stores it once,
+which is what lets the emitter retry and the sweep replay after a crash. Two sinks:
+
+- :class:`MetadataAuditSink`: ``AuditEvent`` documents in the metadata database (``OMS_AUDIT_META_DB``);
+- :class:`HttpAuditSink`: ``POST {AUDIT_BACKEND_URL}`` with ``{"events": [...]}``; the backend answers
+  ``200 {"rejected": {event_id: reason}}`` (empty or missing = all stored).
+
+``open_audit_sink(...)`` picks the HTTP backend when ``AUDIT_BACKEND_URL`` is set, else the metadata database.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from core.errors import AuditSinkUnavailable, OmsAuditError, TerminusError, is_transient
+from core.metadata_db import (
+    AUDIT_EVENT,
+    METADATA_AUTHOR,
+    METADATA_BRANCH,
+    ensure_metadata_db,
+    format_datetime,
+    metadata_gateway,
+    parse_datetime,
+)
+from core.settings import AuditSinkSettings, TerminusSettings, load_settings
+
+__all__ = [
+    "Actor",
+    "AuditEvent",
+    "AuditSink",
+    "HttpAuditSink",
+    "LastError",
+    "MetadataAuditSink",
+    "open_audit_sink",
+]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class Actor(BaseModel):
+    """Who did it: a verified principal, a service account, or nobody (a denied anonymous request)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    username: str | None = None
+    kind: Literal["user", "service", "anonymous"] = "user"
+
+
+class LastError(BaseModel):
+    """Why the last delivery attempt failed (the sweep's error-pattern table groups on ``type``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    message: str
+    at: AwareDatetime
+
+    _at_utc = field_validator("at")(_utc)
+
+
+class AuditEvent(BaseModel):
+    """One audit event; its JSON is one DLQ line. Unknown keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str = Field(min_length=1)
+    occurred_at: AwareDatetime
+    action: str = Field(min_length=1)
+    resource_type: str | None = None
+    resource_id: str | None = None
+    actor: Actor
+    success: bool = True
+    details: dict[str, Any] = Field(default_factory=dict)
+    dlq_type: str | None = None
+    enqueued_at: AwareDatetime | None = None
+    attempts: int = Field(0, ge=0)
+    last_error: LastError | None = None
+
+    @field_validator("occurred_at", "enqueued_at")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        action: str,
+        actor: Actor,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        success: bool = True,
+        details: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> AuditEvent:
+        """A fresh event: new uuid, occurred now."""
+        return cls(
+            event_id=str(uuid.uuid4()),
+            occurred_at=datetime.now(UTC),
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            actor=actor,
+            success=success,
+            details=details or {},
+            **extra,
+        )
+
+    def to_json_line(self) -> str:
+        """The event as one JSON line (no trailing newline); unknown keys included."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json_line(cls, line: str | bytes) -> AuditEvent:
+        """Parse one DLQ line; raises ``ValueError`` (pydantic's ValidationError) saying what is wrong."""
+        return cls.model_validate_json(line)
+
+    def age_reference(self) -> datetime:
+        """When the event entered the DLQ (its occurrence when a foreign writer left ``enqueued_at`` out)."""
+        return self.enqueued_at or self.occurred_at
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """Stores audit events, idempotently on ``event_id``."""
+
+    def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
+        """Store every event; returns ``{event_id: reason}`` for those rejected individually (empty = all stored).
+
+        An event already stored counts as stored. Raises ``AuditSinkUnavailable`` when the sink cannot be
+        reached at all (transient: retry later, the events are not lost by the caller).
+        """
+        ...
+
+    def query(
+        self,
+        *,
+        limit: int,
+        actor: str | None = None,
+        resource_type: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        """Newest first; ``next_cursor`` continues after the last event returned (None at the end)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------------
+# metadata database
+
+_KNOWN_FIELDS = frozenset(AuditEvent.model_fields) - {"dlq_type", "enqueued_at", "attempts", "last_error"}
+
+
+def event_document(event: AuditEvent, *, recorded_at: datetime) -> dict[str, Any]:
+    """The ``AuditEvent`` document for ``event``; keys the schema lacks go to ``extra`` as JSON text."""
+    extra = dict(event.model_extra or {})
+    if event.actor.model_extra:
+        extra["actor"] = event.actor.model_extra
+    doc: dict[str, Any] = {
+        "@type": AUDIT_EVENT,
+        "event_id": event.event_id,
+        "occurred_at": format_datetime(event.occurred_at),
+        "action": event.action,
+        "actor_id": event.actor.id,
+        "actor_kind": event.actor.kind,
+        "success": event.success,
+        "recorded_at": format_datetime(recorded_at),
+    }
+    if event.resource_type is not None:
+        doc["resource_type"] = event.resource_type
+    if event.resource_id is not None:
+        doc["resource_id"] = event.resource_id
+    if event.actor.username is not None:
+        doc["actor_username"] = event.actor.username
+    if event.details:
+        doc["details"] = json.dumps(event.details, separators=(",", ":"), ensure_ascii=False, default=str)
+    if extra:
+        doc["extra"] = json.dumps(extra, separators=(",", ":"), ensure_ascii=False, default=str)
+    return doc
+
+
+def event_from_document(doc: dict[str, Any]) -> AuditEvent:
+    """Read an ``AuditEvent`` document back as the event that was stored."""
+    extra = json.loads(doc["extra"]) if doc.get("extra") else {}
+    actor_extra = extra.pop("actor", {}) if isinstance(extra.get("actor"), dict) else {}
+    return AuditEvent(
+        event_id=doc["event_id"],
+        occurred_at=parse_datetime(doc["occurred_at"]),
+        action=doc["action"],
+        resource_type=doc.get("resource_type"),
+        resource_id=doc.get("resource_id"),
+        actor=Actor(id=doc["actor_id"], username=doc.get("actor_username"), kind=doc["actor_kind"], **actor_extra),
+        success=doc["success"],
+        details=json.loads(doc["details"]) if doc.get("details") else {},
+        **extra,
+    )
+
+
+class MetadataAuditSink:
+    """``AuditEvent`` documents in the metadata database, keyed on ``event_id`` (a replace-or-create per
+    batch, one commit, so storing an event again changes nothing but ``recorded_at``)."""
+
+    def __init__(self, settings: TerminusSettings) -> None:
+        self._settings = settings
+        self._gateway = metadata_gateway(settings)
+        self._ready = False
+
+    def close(self) -> None:
+        self._gateway.close()
+
+    def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
+        unique = list({event.event_id: event for event in events}.values())
+        if not unique:
+            return {}
+        self._ensure_ready()
+        return self._store(unique)
+
+    def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        try:
+            ensure_metadata_db(self._gateway, self._settings)
+        except TerminusError as exc:
+            raise self._unavailable(exc) from None
+        self._ready = True
+
+    def _store(self, events: list[AuditEvent]) -> dict[str, str]:
+        """One commit for the batch; when TerminusDB refuses it, split it to find the events it refuses."""
+        now = datetime.now(UTC)
+        try:
+            self._gateway.replace_documents(
+                [event_document(e, recorded_at=now) for e in events],
+                author=METADATA_AUTHOR,
+                message=f"Audit events ({len(events)})",
+                create=True,
+                branch=METADATA_BRANCH,
+            )
+            return {}
+        except TerminusError as exc:
+            if is_transient(exc) or exc.status in (401, 403, 404):
+                raise self._unavailable(exc) from None
+            if len(events) == 1:
+                return {events[0].event_id: str(exc)}
+        half = len(events) // 2
+        return self._store(events[:half]) | self._store(events[half:])
+
+    def _unavailable(self, exc: TerminusError) -> AuditSinkUnavailable:
+        return AuditSinkUnavailable(f"the metadata database '{self._settings.meta_database}'", reason=str(exc))
+
+    def query(
+        self,
+        *,
+        limit: int,
+        actor: str | None = None,
+        resource_type: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        self._ensure_ready()
+        after = _decode_cursor(cursor)
+        try:
+            matching = sorted(
+                (
+                    (doc["occurred_at"], doc["event_id"], doc)
+                    for doc in self._iter_docs()
+                    if (actor is None or doc.get("actor_id") == actor)
+                    and (resource_type is None or doc.get("resource_type") == resource_type)
+                    and (since is None or parse_datetime(doc["occurred_at"]) >= since)
+                ),
+                key=lambda item: (parse_datetime(item[0]), item[1]),
+                reverse=True,
+            )
+        except TerminusError as exc:
+            raise self._unavailable(exc) from None
+        if after is not None:
+            matching = [m for m in matching if (parse_datetime(m[0]), m[1]) < after]
+        page = matching[:limit]
+        next_cursor = None
+        if len(matching) > limit and page:
+            next_cursor = _encode_cursor(page[-1][0], page[-1][1])
+        return [event_from_document(m[2]) for m in page], next_cursor
+
+    def _iter_docs(self) -> Iterator[dict[str, Any]]:
+        return self._gateway.iter_documents(doc_type=AUDIT_EVENT, branch=METADATA_BRANCH)
+
+
+def _encode_cursor(occurred_at: str, event_id: str) -> str:
+    return f"{occurred_at}|{event_id}"
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    stamp, sep, event_id = cursor.partition("|")
+    try:
+        if not sep:
+            raise ValueError(cursor)
+        return parse_datetime(stamp), event_id
+    except ValueError:
+        raise InvalidCursor(cursor) from None
+
+
+class InvalidCursor(OmsAuditError, ValueError):
+    """The cursor was not one this sink handed out."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"Invalid cursor {cursor[:80]!r}: pass back the next_cursor of the previous page unchanged.")
+
+
+# ----------------------------------------------------------------------------------------------------
+# HTTP backend
+
+
+class HttpAuditSink:
+    """An external audit backend: ``POST`` the batch, idempotent on ``event_id`` on the backend's side."""
+
+    def __init__(self, url: str, *, timeout_seconds: float = 5.0) -> None:
+        self._url = url
+        self._http = httpx.Client(timeout=timeout_seconds)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
+        unique = list({event.event_id: event for event in events}.values())
+        if not unique:
+            return {}
+        body = "".join(('{"events":[', ",".join(e.to_json_line() for e in unique), "]}"))
+        try:
+            reply = self._http.post(self._url, content=body, headers={"Content-Type": "application/json"})
+        except httpx.HTTPError as exc:
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason=type(exc).__name__) from None
+        if reply.status_code >= 500 or reply.status_code in (401, 403, 404, 408, 429):
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason=f"HTTP {reply.status_code}")
+        if reply.status_code >= 400:
+            if len(unique) == 1:
+                return {unique[0].event_id: f"HTTP {reply.status_code}: {reply.text[:200]}"}
+            half = len(unique) // 2
+            return self.deliver(unique[:half]) | self.deliver(unique[half:])
+        try:
+            rejected = (reply.json() or {}).get("rejected") or {}
+        except ValueError:
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason="reply is not JSON") from None
+        known = {e.event_id for e in unique}
+        return {str(k): str(v) for k, v in rejected.items() if k in known}
+
+    def query(
+        self,
+        *,
+        limit: int,
+        actor: str | None = None,
+        resource_type: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("actor", actor), ("resource_type", resource_type), ("cursor", cursor)):
+            if value is not None:
+                params[key] = value
+        if since is not None:
+            params["since"] = since.isoformat()
+        try:
+            reply = self._http.get(self._url, params=params)
+            reply.raise_for_status()
+            body = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason=type(exc).__name__) from None
+        return [AuditEvent.model_validate(e) for e in body.get("events", [])], body.get("next_cursor")
+
+
+def open_audit_sink(
+    sink_settings: AuditSinkSettings | None = None, terminus_settings: TerminusSettings | None = None
+) -> AuditSink:
+    """The HTTP backend when ``AUDIT_BACKEND_URL`` is set, else the metadata database. The caller closes it."""
+    sink_settings = sink_settings or load_settings(AuditSinkSettings)
+    if sink_settings.backend_url:
+        return HttpAuditSink(sink_settings.backend_url, timeout_seconds=sink_settings.timeout_seconds)
+    return MetadataAuditSink(terminus_settings or load_settings(TerminusSettings))
