@@ -41,6 +41,7 @@ from core.errors import DlqUnavailable, DlqWriteFailed
 __all__ = [
     "DLQ_TYPES",
     "ClaimedFile",
+    "Claimer",
     "DeadLetterQueue",
     "DlqStats",
     "ParsedLine",

@@ -240,6 +240,12 @@ class DlqSettings(BaseSettings):
     fsync: bool = Field(False, validation_alias="OMS_AUDIT_DLQ_FSYNC")
     max_attempts: int = Field(5, ge=1, validation_alias="OMS_AUDIT_DLQ_MAX_ATTEMPTS")
     batch_size: int = Field(500, ge=1, le=100_000, validation_alias="OMS_AUDIT_DLQ_BATCH_SIZE")
+    sink_attempts: int = Field(4, ge=1, le=20, validation_alias="OMS_AUDIT_SINK_ATTEMPTS")
+    sink_retry_delay_seconds: float = Field(1.0, ge=0, validation_alias="OMS_AUDIT_SINK_RETRY_DELAY_SECONDS")
+    alert_retries: int = Field(3, ge=0, le=20, validation_alias="OMS_AUDIT_ALERT_RETRIES")
+    alert_retry_delay_seconds: float = Field(2.0, ge=0, validation_alias="OMS_AUDIT_ALERT_RETRY_DELAY_SECONDS")
+    alert_timeout_seconds: float = Field(10.0, gt=0, validation_alias="OMS_AUDIT_ALERT_TIMEOUT_SECONDS")
+    sweep_instance: str | None = Field(None, min_length=1, validation_alias="OMS_AUDIT_SWEEP_INSTANCE")
 
 
 class CollectorSettings(BaseSettings):

@@ -1,0 +1,362 @@
+"""Replaying the DLQ into the audit sink, as plain functions (the Prefect flow composes them).
+
+One claimed file at a time, streamed in batches (memory does not grow with the file). Per batch: deliver
+the events (retried with backoff while the sink is unreachable), then append the lines that did not parse to
+``corrupt``, the events the sink rejected back to ``fallback`` with ``attempts + 1`` and the error (or to
+``poison`` once ``max_attempts`` is reached), then checkpoint. A crash between two checkpoints replays that
+batch again, which the sink's idempotency on ``event_id`` absorbs. When the sink stays unreachable the file
+is left claimed at its checkpoint and the next sweep adopts it: nothing is lost, no event is charged an
+attempt for an outage.
+
+Also here: the read-only inspection of a dry run, the redrive of poison (or corrupt) lines back to
+``fallback`` once their cause is fixed (as SQS redrive does), and the error-pattern table of the guide's
+quarterly review.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from core.audit import AuditEvent, AuditSink, LastError
+from core.dlq import ClaimedFile, Claimer, DeadLetterQueue, corrupt_record, parse_line
+from core.errors import AuditSinkUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "FileOutcome",
+    "PatternTally",
+    "RetryPolicy",
+    "SweepCounts",
+    "deliver_with_retry",
+    "inspect_dlq",
+    "redrive",
+    "replay_file",
+]
+
+#: columns of the error-pattern table
+PATTERN_COLUMNS = ["error_type", "action", "resource_type", "actor_kind", "age_band"]
+_AGE_BANDS = ((3600, "< 1h"), (86400, "1h-1d"), (7 * 86400, "1d-7d"), (30 * 86400, "7d-30d"))
+
+
+@dataclass
+class SweepCounts:
+    """What happened to the lines of a sweep (or a dry run's inspection)."""
+
+    files: int = 0
+    lines: int = 0
+    replayed: int = 0
+    requeued: int = 0
+    poisoned: int = 0
+    corrupt: int = 0
+    blank: int = 0
+    duplicates: int = 0
+
+    def add(self, other: SweepCounts) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter while the sink is unreachable."""
+
+    attempts: int = 4
+    base_delay_seconds: float = 1.0
+    max_delay_seconds: float = 30.0
+
+    def delay(self, retry: int) -> float:
+        base = min(self.max_delay_seconds, self.base_delay_seconds * 2**retry)
+        return base * random.uniform(0.8, 1.2)
+
+
+def deliver_with_retry(
+    sink: AuditSink,
+    events: Sequence[AuditEvent],
+    retry: RetryPolicy,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[int, AuditSinkUnavailable], None] | None = None,
+) -> dict[str, str]:
+    """``sink.deliver(events)``, retried on ``AuditSinkUnavailable`` (the last one is raised)."""
+    for attempt in range(retry.attempts):
+        try:
+            return sink.deliver(events)
+        except AuditSinkUnavailable as exc:
+            if attempt + 1 >= retry.attempts:
+                raise
+            if on_retry is not None:
+                on_retry(attempt + 1, exc)
+            sleep(retry.delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def age_band(age_seconds: float) -> str:
+    for limit, name in _AGE_BANDS:
+        if age_seconds < limit:
+            return name
+    return "> 30d"
+
+
+@dataclass
+class PatternTally:
+    """Counts events by (error type, action, resource type, actor kind, age band); small whatever the DLQ."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    counts: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
+
+    def add(self, event: AuditEvent) -> None:
+        age = (self.now - event.age_reference()).total_seconds()
+        error = event.last_error.type if event.last_error else "(none recorded)"
+        key = (error, event.action, event.resource_type or "(none)", event.actor.kind, age_band(age))
+        self.counts[key] += 1
+
+    def merge(self, other: PatternTally) -> None:
+        self.counts.update(other.counts)
+
+    def frame(self) -> pd.DataFrame:
+        """The error-pattern table, most frequent first, with each pattern's share of the events."""
+        import pandas as pd  # here, not at import: a sweep process starts faster without it
+
+        rows = [(*key, count) for key, count in self.counts.items()]
+        table = pd.DataFrame(rows, columns=[*PATTERN_COLUMNS, "events"])
+        if table.empty:
+            return table.assign(share=pd.Series(dtype=float))
+        table = table.sort_values(["events", *PATTERN_COLUMNS], ascending=[False, *[True] * 5], ignore_index=True)
+        return table.assign(share=(table["events"] / table["events"].sum()).round(4))
+
+    def records(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [{str(k): v for k, v in row.items()} for row in self.frame().head(limit).to_dict("records")]
+
+
+@dataclass
+class FileOutcome:
+    """One claimed file: its counts, whether it was finished (deleted) and, if not, why."""
+
+    source: str
+    counts: SweepCounts
+    finished: bool
+    sink_error: str | None = None
+
+
+Progress = Callable[[ClaimedFile, int, SweepCounts], None]
+
+
+def replay_file(
+    claimer: Claimer,
+    claimed: ClaimedFile,
+    sink: AuditSink,
+    *,
+    batch_size: int = 500,
+    max_attempts: int = 5,
+    retry: RetryPolicy | None = None,
+    tally: PatternTally | None = None,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FileOutcome:
+    """Replay one claimed file from its checkpoint; delete it when every line is accounted for."""
+    retry = retry or RetryPolicy()
+    dlq = claimer.dlq
+    counts = SweepCounts(files=1)
+    events: list[AuditEvent] = []
+    corrupt: list[bytes] = []
+    lines = blank = 0
+    source = claimed.source_name
+
+    def settle(end: int) -> str | None:
+        nonlocal lines, blank
+        if events:
+            unique = list({event.event_id: event for event in events}.values())
+            try:
+                rejected = deliver_with_retry(sink, unique, retry, sleep=sleep)
+            except AuditSinkUnavailable as exc:
+                return str(exc)
+            counts.duplicates += len(events) - len(unique)
+            _requeue(dlq, unique, rejected, max_attempts, counts)
+            counts.replayed += len(unique) - len(rejected)
+        if corrupt:
+            dlq.append_raw(corrupt, "corrupt")
+            counts.corrupt += len(corrupt)
+        counts.lines += lines
+        counts.blank += blank
+        claimer.checkpoint(claimed, end)
+        if progress is not None:
+            progress(claimed, end, counts)
+        events.clear()
+        corrupt.clear()
+        lines = blank = 0
+        return None
+
+    end = claimed.start_offset
+    for line in dlq.read_lines(claimed.path, claimed.start_offset):
+        lines += 1
+        parsed = parse_line(line.data, complete=line.complete)
+        if parsed.event is not None:
+            events.append(parsed.event)
+            if tally is not None:
+                tally.add(parsed.event)
+        elif parsed.reason is not None:
+            corrupt.append(corrupt_record(line, reason=parsed.reason, source=source, run_id=claimer.run_id))
+        else:
+            blank += 1
+        end = line.end
+        if len(events) >= batch_size or len(corrupt) >= batch_size:
+            error = settle(end)
+            if error is not None:
+                return FileOutcome(source, counts, finished=False, sink_error=error)
+    error = settle(end)
+    if error is not None:
+        return FileOutcome(source, counts, finished=False, sink_error=error)
+    claimer.finish(claimed)
+    return FileOutcome(source, counts, finished=True)
+
+
+def _requeue(
+    dlq: DeadLetterQueue,
+    events: Sequence[AuditEvent],
+    rejected: dict[str, str],
+    max_attempts: int,
+    counts: SweepCounts,
+) -> None:
+    if not rejected:
+        return
+    now = datetime.now(UTC)
+    again: list[AuditEvent] = []
+    poison: list[AuditEvent] = []
+    for event in events:
+        reason = rejected.get(event.event_id)
+        if reason is None:
+            continue
+        failed = event.model_copy(
+            update={
+                "attempts": event.attempts + 1,
+                "last_error": LastError(type="SinkRejected", message=reason[:1000], at=now),
+            }
+        )
+        (poison if failed.attempts >= max_attempts else again).append(failed)
+    dlq.append(again, "fallback")
+    dlq.append(poison, "poison")
+    counts.requeued += len(again)
+    counts.poisoned += len(poison)
+
+
+def inspect_dlq(
+    dlq: DeadLetterQueue, dlq_types: Iterable[str] = ("fallback",), tally: PatternTally | None = None
+) -> SweepCounts:
+    """What a sweep would find (dry run): counts of events, corrupt and blank lines; changes nothing."""
+    counts = SweepCounts()
+    seen_files: set[str] = set()
+    for dlq_type in dlq_types:
+        for path, _line, parsed in dlq.iter_parsed(dlq_type):
+            seen_files.add(str(path))
+            counts.lines += 1
+            if parsed.event is not None:
+                counts.replayed += 1
+                if tally is not None:
+                    tally.add(parsed.event)
+            elif parsed.reason is not None:
+                counts.corrupt += 1
+            else:
+                counts.blank += 1
+    counts.files = len(seen_files)
+    return counts
+
+
+def redrive(claimer: Claimer, from_type: str = "poison", *, batch_size: int = 1000) -> SweepCounts:
+    """Move every ``from_type`` line back to ``fallback`` for the next sweep (attempts reset to 0, the last
+    error kept for the record); corrupt lines go back as their raw text, for lines fixed by hand."""
+    if from_type not in ("poison", "corrupt"):
+        raise ValueError(f"redrive moves 'poison' or 'corrupt' lines back to 'fallback', not {from_type!r}")
+    dlq = claimer.dlq
+    counts = SweepCounts()
+    for claimed in claimer.recover(from_type) + claimer.claim(from_type):
+        counts.files += 1
+        batch: list[bytes] = []
+        end = claimed.start_offset
+        for line in dlq.read_lines(claimed.path, claimed.start_offset):
+            counts.lines += 1
+            end = line.end
+            moved = _redriven(line.data, from_type)
+            if moved is None:
+                counts.blank += 1
+            else:
+                batch.append(moved)
+            if len(batch) >= batch_size:
+                dlq.append_raw(batch, "fallback")
+                counts.requeued += len(batch)
+                batch.clear()
+                claimer.checkpoint(claimed, end)
+        dlq.append_raw(batch, "fallback")
+        counts.requeued += len(batch)
+        claimer.finish(claimed)
+    return counts
+
+
+def _redriven(data: bytes, from_type: str) -> bytes | None:
+    if not data.strip():
+        return None
+    if from_type == "corrupt":
+        try:
+            record = json.loads(data)
+            raw = record.get("raw") if isinstance(record, dict) else None
+        except ValueError:
+            raw = None
+        return raw.encode("utf-8").replace(b"\n", b" ") if isinstance(raw, str) else data
+    parsed = parse_line(data)
+    if parsed.event is None:
+        return data  # not an event after all: the sweep will keep it as corrupt, with its reason
+    return parsed.event.model_copy(update={"attempts": 0, "dlq_type": "fallback"}).to_json_line().encode("utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the sweep's report
+
+
+def stats_summary(dlq: DeadLetterQueue, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """``{dlq_type: {count, oldest_enqueued_at, oldest_age_seconds}}`` for reports and ``dlq stats --json``."""
+    now = now or datetime.now(UTC)
+    return {
+        dlq_type: {
+            "count": item.count,
+            "oldest_enqueued_at": item.oldest_enqueued_at.isoformat() if item.oldest_enqueued_at else None,
+            "oldest_age_seconds": round(item.oldest_age_seconds(now), 3),
+        }
+        for dlq_type, item in dlq.stats().items()
+    }
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The sweep's summary as markdown: what happened, what is left, the error patterns."""
+    counts = report["counts"]
+    lines = [
+        f"# DLQ sweep {'(dry run) ' if report.get('dry_run') else ''}— {report['status']}",
+        "",
+        f"- env: `{report['env']}`, DLQ folder: `{report['dlq_dir']}`",
+        f"- files: {counts['files']}, lines: {counts['lines']}, duration: {report['duration_seconds']:.1f}s",
+        f"- replayed: **{counts['replayed']}**, re-queued: {counts['requeued']}, poisoned: {counts['poisoned']}, "
+        f"corrupt: {counts['corrupt']}, duplicates: {counts['duplicates']}, blank: {counts['blank']}",
+        f"- metrics: {report.get('metrics_push', 'n/a')}",
+    ]
+    for message in report.get("problems", []):
+        lines.append(f"- **problem:** {message}")
+    lines += ["", "## Left in the DLQ", "", "| dlq_type | events | oldest age (s) |", "| --- | ---: | ---: |"]
+    for dlq_type, item in report["stats_after"].items():
+        lines.append(f"| {dlq_type} | {item['count']} | {item['oldest_age_seconds']:.0f} |")
+    patterns = report.get("patterns") or []
+    if patterns:
+        lines += ["", "## Error patterns", "", "| " + " | ".join([*PATTERN_COLUMNS, "events"]) + " |"]
+        lines.append("| " + " | ".join(["---"] * (len(PATTERN_COLUMNS) + 1)) + " |")
+        for row in patterns[:20]:
+            lines.append("| " + " | ".join(str(row[c]) for c in [*PATTERN_COLUMNS, "events"]) + " |")
+    return "\n".join(lines)
