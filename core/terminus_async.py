@@ -30,10 +30,10 @@ from core.terminus import (
     DATA_VERSION_HEADER,
     USER_AGENT,
     _HttpxAuth,
-    _public_url,
     _short_ids,
     _tls_context,
     error_from_reply,
+    public_url,
     transport_error,
 )
 
@@ -57,7 +57,7 @@ class AsyncDocumentClient:
             raise ConfigError(
                 "TERMINUS_DB_PASSWORD is empty: set it (with TERMINUS_DB_USER), or set TERMINUS_DB_TOKEN instead."
             )
-        self.url = _public_url(settings.url)
+        self.url = public_url(settings.url)
         self.team = settings.team
         self.database = database or settings.database
         self.branch = branch or settings.branch
