@@ -31,8 +31,8 @@ from core.migration_report import (
 )
 from core.schema_analysis import SchemaAnalysis
 from core.settings import MigrationSettings, load_settings
-from tasks.approval import approved, rejection_message, request_approval
-from tasks.artifacts import publish_plan, start_progress
+from tasks.approval import approved, refused_answers, rejection_message, request_approval
+from tasks.artifacts import migration_summary, publish_plan, start_progress
 from tasks.patching import patch_type
 from tasks.reporting import close_report, record_failure
 from tasks.run_tracking import RunTracker, migration_lease
@@ -82,7 +82,8 @@ HISTORY_INTERVAL_SECONDS = 1.0
 def _run_name() -> str:
     params = flow_run.parameters
     mode = "dry-run" if params.get("dry_run", True) else "execute"
-    return f"audit-fields-{params.get('env', 'local')}-{mode}"
+    # renamed after planning to audit-fields-<database>-<mode>-<plan> (tasks.artifacts.name_run)
+    return f"audit-fields-{params.get('database') or params.get('env', 'local')}-{mode}"
 
 
 def _patch_all(
@@ -91,7 +92,7 @@ def _patch_all(
     """One patch task (one commit) per type, in plan order; the report and history follow every step."""
     assert report.plan is not None
     states = {entry.name: entry for entry in report.plan.types}
-    progress = start_progress(len(plan.operations))
+    progress = start_progress(len(plan.operations), target.database)
     message = patch_message(report.run_id)
     for done, operation in enumerate(plan.operations, start=1):
         keeper.raise_if_lost()
@@ -171,7 +172,7 @@ def audit_fields_migration(
             raise PlanConflict(analysis.conflicts)
         plan, refused = plan_migration(target, analysis)
         report.plan = plan_section(plan)
-        publish_plan(plan)
+        plan_url = publish_plan(plan)
         logger.info("Plan %s: %d types to patch", plan.fingerprint[:12], len(plan.operations))
         if refused is not None:
             if not dry_run:
@@ -193,10 +194,17 @@ def audit_fields_migration(
             tracker.record()
             try:
                 answer = request_approval(
-                    plan.to_markdown(), plan.fingerprint, approval_timeout_seconds, approval_poll_seconds
+                    plan.to_markdown(),
+                    plan.fingerprint,
+                    approval_timeout_seconds,
+                    approval_poll_seconds,
+                    env=env,
+                    triggered_by=report.triggered_by,
+                    summary=(*migration_summary(plan, env), plan_url),
                 )
-            except ApprovalTimedOut:
+            except ApprovalTimedOut as exc:
                 report.approval.timed_out = True
+                report.approval.refused = refused_answers(exc)
                 raise
             if not approved(answer, plan.fingerprint, report.approval):
                 report.status = "rejected"

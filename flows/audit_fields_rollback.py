@@ -31,8 +31,8 @@ from core.migration_report import (
 from core.rollback_plan import RollbackPlan, RollbackSource, load_rollback_source, plan_rollback
 from core.schema_documents import schema_differences, without_fields
 from core.settings import MigrationSettings, MonitoringSettings, load_settings
-from tasks.approval import approved, rejection_message, request_approval
-from tasks.artifacts import publish_rollback_plan
+from tasks.approval import approved, refused_answers, rejection_message, request_approval
+from tasks.artifacts import publish_rollback_plan, rollback_summary
 from tasks.reporting import close_report, record_failure
 from tasks.rollback_tasks import apply_removal, reset_branch, validate_schema
 from tasks.run_tracking import RECENT_COMMITS, RunTracker, migration_lease
@@ -105,16 +105,23 @@ def audit_fields_rollback(
         with migration_lease(target, run_id=rollback.run_id, owner=rollback.triggered_by or "unknown") as keeper:
             head, schema, plan = _plan_now(target, source, reset)
             rollback.head_commit_before, rollback.removals = head, plan.removed
-            publish_rollback_plan(plan.to_markdown())
+            plan_url = publish_rollback_plan(plan.to_markdown(), target.database)
             save_report(rollback, path)
             tracker.record()
             fingerprint = plan.fingerprint(head)
             try:
                 answer = request_approval(
-                    plan.to_markdown(), fingerprint, approval_timeout_seconds, approval_poll_seconds
+                    plan.to_markdown(),
+                    fingerprint,
+                    approval_timeout_seconds,
+                    approval_poll_seconds,
+                    env=env,
+                    triggered_by=rollback.triggered_by,
+                    summary=(*rollback_summary(plan), plan_url),
                 )
-            except ApprovalTimedOut:
+            except ApprovalTimedOut as exc:
                 rollback.approval.timed_out = True
+                rollback.approval.refused = refused_answers(exc)
                 raise
             if not approved(answer, fingerprint, rollback.approval):
                 rollback.status = "rejected"
