@@ -15,6 +15,13 @@ DEMO_ENV = "demo"
 
 
 def run_demo(*, reports_dir: Path, ask: bool) -> int:
+    from .prefect_api import IDLE_VARIABLE, start_prefect_api
+
+    # Self-contained: the temporary Prefect API (if one is needed) ends with the demo, like its sandbox. It
+    # starts first, before anything imports Prefect, and boots while the sandbox does.
+    os.environ.setdefault(IDLE_VARIABLE, "0")
+    start_prefect_api()
+
     from blocks.environment import resolve_terminus
     from sandbox.demo_seed import DEMO_DATABASE, DEMO_TEAM
     from sandbox.server import SandboxServer

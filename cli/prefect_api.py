@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,13 +89,16 @@ class PrefectApi:
 
     url: str
     origin: str
-    """``configured`` (PREFECT_API_URL), ``reused`` (a local API a previous command left running), ``started``."""
+    """``configured`` (PREFECT_API_URL), ``reused`` (a local API a previous command left running), ``started``
+    (by this process), or ``prefect`` (Prefect was imported first, so its own temporary server is used)."""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _ready: bool = field(default=False, repr=False)
 
     def wait(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> str:
         """Block until the API answers (only a server started here can still be starting)."""
+        if self.origin == "prefect":
+            self.url = _prefect_ephemeral_url()
         if self._ready or self.process is None:
             self._ready = True
             return self.url
@@ -133,6 +137,37 @@ def _reusable(state_path: Path) -> str | None:
     return url if _alive(pid) and _healthy(url) else None
 
 
+def _prefect_ephemeral_url() -> str:
+    """Prefect's own temporary server, started once here in the main thread (its start is not thread-safe)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
+def _configured_url() -> str:
+    """``PREFECT_API_URL`` as Prefect sees it: from its settings once it is imported (a test harness's
+    temporary settings may set it), else from the environment, else from the active Prefect profile."""
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return str(PREFECT_API_URL.value() or "").strip()
+    return os.environ.get("PREFECT_API_URL", "").strip() or _profile_url()
+
+
+def _profile_url() -> str:
+    """``PREFECT_API_URL`` of the active profile in ``profiles.toml`` (what ``prefect config set`` writes)."""
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or prefect_home() / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ""
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    settings = profiles.get("profiles", {}).get(active, {})
+    return str(settings.get("PREFECT_API_URL", "") if isinstance(settings, dict) else "").strip()
+
+
 def start_prefect_api() -> PrefectApi:
     """The API for this process, starting a temporary local one (without waiting for it) if none is set.
 
@@ -142,9 +177,13 @@ def start_prefect_api() -> PrefectApi:
     global _current
     if _current is not None:
         return _current
-    configured = os.environ.get("PREFECT_API_URL", "").strip()
+    configured = _configured_url()
     if configured:
         _current = PrefectApi(configured, "configured")
+        return _current
+    if "prefect.settings" in sys.modules:
+        # Prefect read its settings before we could set PREFECT_API_URL: it keeps starting its own server.
+        _current = PrefectApi("", "prefect")
         return _current
     idle = idle_seconds()
     home = prefect_home()
@@ -176,12 +215,6 @@ def start_prefect_api() -> PrefectApi:
             atexit.register(_current.stop)
     os.environ["PREFECT_API_URL"] = _current.url
     return _current
-
-
-def stop_prefect_api() -> None:
-    """At the end of a command: stop the temporary API unless it is meant to be reused."""
-    if _current is not None and _current.origin == "started" and idle_seconds() == 0:
-        _current.stop()
 
 
 def ensure_prefect_api() -> str:

@@ -164,6 +164,27 @@ class MigrationPlan(BaseModel):
     fingerprint: str
     estimated_duration_seconds: float
     estimate_basis: str
+    estimate_unknown: str | None = None
+    """Why the duration could not be measured (the figure is then only the assumed rate), else None."""
+
+    def estimate_unavailable(self, reason: str) -> MigrationPlan:
+        """The same plan with its estimate marked unknown for ``reason`` (a failed timing call)."""
+        return self.model_copy(
+            update={"estimate_unknown": reason, "estimate_basis": f"unknown ({reason}); {self.estimate_basis}"}
+        )
+
+    @property
+    def nothing_to_patch(self) -> str | None:
+        """Why the plan has no operations, in words (None when it has some)."""
+        if self.operations:
+            return None
+        counts = self.analysis.action_counts()
+        if counts[TypeAction.ALREADY_PRESENT] or counts[TypeAction.COVERED_BY_PARENT]:
+            return "every document type in scope already has the audit fields; nothing to approve or patch"
+        return (
+            "no document types to patch: the schema has no document classes, or --include/--exclude leave "
+            "none in scope; nothing to approve or patch"
+        )
 
     def reverse(self) -> list[RemoveAuditFields]:
         """The rollback: remove exactly the fields this plan adds, last operation first."""

@@ -40,13 +40,15 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel, Field, computed_field
 
 from core.audit_fields import AUDIT_FIELDS, audit_field_range, describe_range, is_audit_range
 from core.errors import UnknownTypes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "SYSTEM_NAMESPACES",
@@ -162,9 +164,8 @@ class SchemaAnalysis(BaseModel):
             counts[entry.action] += 1
         return counts
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per schema document; list columns joined with ", " so the frame prints as a table."""
-        columns = list(TypeAnalysis.model_fields)
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One row per schema document; list columns joined with ", " so the rows print as a table."""
         rows = []
         for entry in self.types:
             row = entry.model_dump()
@@ -172,7 +173,13 @@ class SchemaAnalysis(BaseModel):
             for key in ("missing_fields", "present_fields", "roots", "parents"):
                 row[key] = ", ".join(row[key])
             rows.append(row)
-        return pd.DataFrame(rows, columns=columns)
+        return rows
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`to_rows` as a DataFrame (pandas is imported here only: a second of start-up otherwise)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.to_rows(), columns=list(TypeAnalysis.model_fields))
 
 
 # --------------------------------------------------------------------------------------------------- parsing
@@ -486,7 +493,9 @@ def _analyze(
                     name=name,
                     kind=kind,
                     action=TypeAction.SKIP,
-                    reason=_non_class_reason(kind),
+                    reason=_named_but_skipped(_non_class_reason(kind))
+                    if name in include_set
+                    else _non_class_reason(kind),
                     missing_fields=[],
                     present_fields=[],
                     document_count=counts[node],
@@ -514,6 +523,8 @@ def _analyze(
                 if parsed.subdocument[node] and not is_system_type(name)
                 else "system type: reserved for TerminusDB, never modified"
             )
+            if name in include_set:
+                reason = _named_but_skipped(reason)
         elif roots and present_mask == _ALL_BITS:
             action = TypeAction.ALREADY_PRESENT
             reason = (
@@ -523,7 +534,8 @@ def _analyze(
             )
         elif is_target[node]:
             action = TypeAction.PATCH
-            reason = _patch_reason(parsed.abstract[node], present_mask, broken)
+            left_out = [names[p] for p in parents[node] if is_document[p] and not in_scope[p]]
+            reason = _patch_reason(parsed.abstract[node], present_mask, broken, below=left_out)
             planned = missing
         elif in_scope[node]:
             action = TypeAction.COVERED_BY_PARENT
@@ -600,12 +612,20 @@ def _non_class_reason(kind: str) -> str:
     return f"{kind} document: not a class"
 
 
-def _patch_reason(abstract: bool, present_mask: int, broken_mask: int) -> str:
-    reason = (
-        "abstract root of its inheritance tree; descendants inherit the fields"
-        if abstract
-        else "topmost document class of its inheritance tree"
-    )
+def _named_but_skipped(reason: str) -> str:
+    return f"{reason}; named in the include list, but skipped: it cannot carry the audit fields"
+
+
+def _patch_reason(abstract: bool, present_mask: int, broken_mask: int, below: Sequence[str] = ()) -> str:
+    if below:
+        reason = (
+            f"included without its parent {_join(below)}: gets the audit fields itself (its descendants inherit "
+            f"them); {_join(below)} and the rest of its tree stay without them"
+        )
+    elif abstract:
+        reason = "abstract root of its inheritance tree; descendants inherit the fields"
+    else:
+        reason = "topmost document class of its inheritance tree"
     present = len(_FIELDS_BY_MASK[present_mask])
     if present:
         reason += f"; {present} of {len(AUDIT_FIELDS)} audit fields already present, adding the others"

@@ -739,6 +739,19 @@ def public_url(url: str) -> str:
     return parts._replace(netloc=netloc, query="", fragment="").geturl().rstrip("/")
 
 
+TLS_MISMATCH = (
+    "the TLS handshake failed; this looks like a TLS mismatch (an https:// TERMINUS_DB_URL for a server that "
+    "speaks plain http, or the reverse): check the URL's scheme"
+)
+_TLS_MISMATCH_HINTS = frozenset({"wrong_version_number", "record_layer_failure", "http_request", "unknown_protocol"})
+
+
+def _looks_like_tls_mismatch(exc: BaseException) -> bool:
+    """OpenSSL's words for "the other side does not speak TLS" (or speaks it where we did not)."""
+    text = f"{getattr(exc, 'reason', '') or ''} {exc}".lower().replace(" ", "_")
+    return any(hint in text for hint in _TLS_MISMATCH_HINTS)
+
+
 def _describe_transport_error(exc: BaseException) -> str:
     """A short human reason from an exception chain (refused, dropped, DNS, ...)."""
     seen: set[int] = set()
@@ -749,6 +762,8 @@ def _describe_transport_error(exc: BaseException) -> str:
             return "connection refused"
         if isinstance(current, socket.gaierror):
             return "host name not found"
+        if isinstance(current, ssl.SSLError) and _looks_like_tls_mismatch(current):
+            return TLS_MISMATCH
         if isinstance(current, ConnectionResetError | BrokenPipeError):
             return "connection reset"
         for arg in getattr(current, "args", ()):
@@ -758,6 +773,8 @@ def _describe_transport_error(exc: BaseException) -> str:
                     return nested
         current = current.__cause__ or current.__context__
     text = str(exc).lower()
+    if _looks_like_tls_mismatch(exc):
+        return TLS_MISMATCH
     if "refused" in text:
         return "connection refused"
     if any(word in text for word in ("disconnected", "closed", "incomplete", "without", "reset", "aborted")):

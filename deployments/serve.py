@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from prefect import serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
+from core.errors import ConfigError
+from core.settings import check_env_name
 from deployments.catalog import DEFAULT_ENV, DEPLOYMENTS, DeploymentSpec
 
 
@@ -47,6 +49,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.env.strip():
         parser.error("--env must not be empty; give an environment name such as production or staging")
+    try:
+        check_env_name(args.env)
+    except ConfigError as exc:
+        parser.error(str(exc))
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1 (or left out for no limit)")
     return args

@@ -174,6 +174,9 @@ def audit_fields_migration(
         report.plan = plan_section(plan)
         plan_url = publish_plan(plan)
         logger.info("Plan %s: %d types to patch", plan.fingerprint[:12], len(plan.operations))
+        if plan.estimate_unknown:
+            report.warnings.append(f"The duration estimate is unknown: {plan.estimate_unknown}")
+            logger.warning("%s", report.warnings[-1])
         if refused is not None:
             if not dry_run:
                 raise refused
@@ -185,7 +188,7 @@ def audit_fields_migration(
         if not plan.operations:
             report.approval.required = False
             report.status = "succeeded"
-            logger.info("Every document type already has the audit fields; nothing to approve or patch")
+            logger.info("%s", plan.nothing_to_patch)
             return {"status": report.status, "report_path": str(path), "fingerprint": plan.fingerprint}
 
         with migration_lease(target, run_id=report.run_id, owner=report.triggered_by or "unknown") as keeper:

@@ -78,7 +78,7 @@ def publish_plan(plan: MigrationPlan, mode: str | None = None) -> str | None:
         description=f"Audit-fields plan for {plan.database}@{plan.branch}, fingerprint {plan.fingerprint[:8]}",
     )
     create_table_artifact(
-        table=[{str(k): v for k, v in row.items()} for row in plan.analysis.to_frame().to_dict(orient="records")],
+        table=plan.analysis.to_rows(),
         key=artifact_key(f"{PLAN_KEY}-types", plan.database),
         description="Every schema document and what the plan does with it",
     )

@@ -10,7 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from core.errors import PermissionDenied
+from core.errors import PermissionDenied, TerminusServerError
 from core.migration_plan import MigrationPlan, build_plan, check_drift
 from core.schema_analysis import SchemaAnalysis, analyze_schema
 from core.schema_snapshot import SchemaSnapshot, take
@@ -67,7 +67,8 @@ def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationP
     """Build the plan and time one dry-run migration call, so the duration estimate rests on a measurement.
 
     The timing call is also the earliest proof that the user may change the schema: a refusal comes back
-    beside the plan (a dry run reports it as a warning; an execution stops on it before asking anyone).
+    beside the plan (a dry run reports it as a warning; an execution stops on it before asking anyone). A
+    server error on it (5xx) costs the plan only its estimate: marked unknown, with the reason, no retries.
     """
     draft = build_plan(analysis, database=target.database, branch=target.branch)
     if not draft.operations:
@@ -84,6 +85,8 @@ def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationP
             )
         except PermissionDenied as refused:
             return draft, refused
+        except TerminusServerError as failed:  # the plan stands; only its duration is unknown
+            return draft.estimate_unavailable(f"the timing dry-run call failed: {failed}"), None
         seconds_per_call = time.perf_counter() - started
     plan = build_plan(analysis, database=target.database, branch=target.branch, seconds_per_call=seconds_per_call)
     return plan, None

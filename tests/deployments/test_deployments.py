@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
@@ -200,3 +201,13 @@ def test_served_migration_dry_run_then_approved_from_the_ui(
     assert executed["approval"]["via"] == "prefect-ui"
     assert executed["plan"]["fingerprint"] == planned["plan"]["fingerprint"]
     assert set(schema_class(sandbox_demo, "OntologyResource")) >= AUDIT_FIELDS
+
+
+@pytest.mark.parametrize("env", ["../x", "Production", "prod env"])
+def test_serve_refuses_an_invalid_environment_name(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from deployments.serve import parse_args
+
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--env", env])
+    assert stopped.value.code == 2
+    assert "lowercase letters, digits and dashes" in capsys.readouterr().err

@@ -3,6 +3,8 @@ timeout, answers piped in, and configuration errors that must stop it before Pre
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect.settings import PREFECT_API_URL
 
@@ -261,3 +264,44 @@ def test_the_guide_script_answers_usage_errors_like_the_cli(tmp_path: Path, args
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "Error" in done.stderr
+
+
+def test_the_next_command_reuses_the_temporary_api_and_runs_stay_flow_runs(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """Without PREFECT_API_URL the first command starts a temporary API that outlives it for a while; the next
+    command finds it instead of waiting for another start. Both runs are flow runs there, with artifacts."""
+    home = tmp_path / "prefect"
+    env = {**no_prefect_env(home), "OMS_AUDIT_LOCAL_API_IDLE_SECONDS": "120"}
+    state = home / "oms-audit-local-api.json"
+    try:
+        for attempt in range(2):
+            done = subprocess.run(
+                [OMS_AUDIT, "migrate", "--dry-run", "--env", "test"],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=RUN_SECONDS,
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
+            if attempt == 0:
+                first = json.loads(state.read_text(encoding="utf-8"))
+        assert json.loads(state.read_text(encoding="utf-8")) == first, "the second command started another API"
+        os.kill(first["pid"], 0)  # still running after both commands
+        reports = sorted(workspace.reports_dir.glob("migration_report_audit_fields_*.json"))
+        run_ids = [json.loads(path.read_text(encoding="utf-8"))["flow_run_id"] for path in reports]
+        assert len(run_ids) == 2
+        for run_id in run_ids:
+            run = httpx.get(f"{first['url']}/flow_runs/{run_id}", timeout=10).json()
+            assert run["state_type"] == "COMPLETED"
+            artifacts = httpx.post(
+                f"{first['url']}/artifacts/filter",
+                json={"artifacts": {"flow_run_id": {"any_": [run_id]}}},
+                timeout=10,
+            ).json()
+            assert {artifact["key"] for artifact in artifacts} >= {"audit-fields-plan"}, artifacts
+    finally:
+        if state.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(json.loads(state.read_text(encoding="utf-8"))["pid"], signal.SIGTERM)
