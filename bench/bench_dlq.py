@@ -1,86 +1,199 @@
-"""DLQ append throughput, with and without fsync, against a bare ``write()`` loop of the same lines.
+"""DLQ sweep benchmarks: (a) the sweep's machinery vs a bare line-parsing loop, (b) the sweep into the
+sandbox's audit sink vs bulk-inserting the same events straight into it, (c) peak memory vs DLQ size.
 
-Each append is one event, as the write path's fallback does for a lone failed delivery: open-or-reuse, flock,
-check the tail, write the whole line, unlock (``DeadLetterQueue.append``). The bare loop writes the same
-bytes to an ``O_APPEND`` descriptor with no lock and no checks: the floor.
-
-Run: ``uv run python bench/bench_dlq.py`` (in a temporary folder on the machine's disk)
+Run: ``uv run python bench/bench_dlq.py --events 1000000 --sink-events 20000`` (prints a markdown table).
+Each measurement runs in a child process of its own, so its peak RSS is its own; DLQ files are generated
+in a temporary folder and deleted afterwards.
 """
 
 from __future__ import annotations
 
-import os
-import statistics
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from core.audit import Actor, AuditEvent
+from core.audit import Actor, AuditEvent, LastError, MetadataAuditSink, event_document
 from core.dlq import DeadLetterQueue
+from core.dlq_sweep import PatternTally, RetryPolicy, replay_file
 
-EVENTS = 5_000
-EVENTS_FSYNC = 500
-REPEATS = 3
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def events(count: int) -> list[AuditEvent]:
-    actor = Actor(id="u-123", username="alice", kind="user")
-    return [
-        AuditEvent.new(
-            action="create",
-            resource_type="ObjectType",
-            resource_id=f"ObjectType/o{i}",
-            actor=actor,
-            success=True,
-            details={"status": 201},
+def generate(directory: Path, count: int) -> Path:
+    """``count`` realistic fallback lines (about 300 bytes each), written in chunks."""
+    dlq = DeadLetterQueue(directory)
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+    chunk: list[AuditEvent] = []
+    for n in range(count):
+        at = start + timedelta(milliseconds=n)
+        chunk.append(
+            AuditEvent(
+                event_id=str(uuid.UUID(int=n + 1, version=4)),
+                occurred_at=at,
+                action=("create", "update", "delete")[n % 3],
+                resource_type=f"Type{n % 17}",
+                resource_id=f"Type{n % 17}/obj-{n}",
+                actor=Actor(id=f"u-{n % 101}", username=f"user{n % 101}", kind="user" if n % 5 else "service"),
+                details={"fields": ["name", "owner"]},
+                enqueued_at=at,
+                attempts=1,
+                last_error=LastError(type=("ConnectTimeout", "ReadTimeout")[n % 2], message="timed out", at=at),
+            )
         )
-        for i in range(count)
-    ]
+        if len(chunk) == 10_000:
+            dlq.append(chunk)
+            chunk = []
+    dlq.append(chunk)
+    return dlq.path()
 
 
-def dlq_rate(directory: Path, batch: list[AuditEvent], fsync: bool) -> float:
-    queue = DeadLetterQueue(directory, fsync=fsync)
-    start = time.perf_counter()
-    for event in batch:
-        queue.append([event])
-    return len(batch) / (time.perf_counter() - start)
+class AcceptAll:
+    """A sink that stores nothing and accepts everything: what is left is the sweep's own cost."""
+
+    def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
+        return {}
+
+    def query(self, **_: Any) -> tuple[list[AuditEvent], str | None]:
+        return [], None
+
+    def close(self) -> None:
+        pass
 
 
-def bare_rate(path: Path, batch: list[AuditEvent], fsync: bool) -> float:
-    lines = [(e.to_json_line() + "\n").encode() for e in batch]
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        start = time.perf_counter()
-        for line in lines:
-            os.write(fd, line)
-            if fsync:
-                os.fsync(fd)
-        return len(lines) / (time.perf_counter() - start)
-    finally:
-        os.close(fd)
+def child(mode: str, directory: Path, count: int, url: str | None, meta: str | None) -> dict[str, Any]:
+    """One measurement, in this (child) process."""
+    started = time.perf_counter()
+    if mode == "bare":
+        seen = 0
+        with (directory / "audit_dlq_fallback.jsonl").open("rb") as handle:
+            for line in handle:
+                json.loads(line)
+                seen += 1
+        assert seen == count
+    elif mode in ("sweep", "sweep-sink"):
+        dlq = DeadLetterQueue(directory)
+        sink: Any = AcceptAll() if mode == "sweep" else MetadataAuditSink(_settings(url, meta))
+        with dlq.claimer() as claimer:
+            (claimed,) = claimer.claim()
+            outcome = replay_file(claimer, claimed, sink, batch_size=500, retry=RetryPolicy(), tally=PatternTally())
+        assert outcome.finished and outcome.counts.replayed == count, outcome
+    elif mode == "bulk-sink":
+        sink = MetadataAuditSink(_settings(url, meta))
+        sink._ensure_ready()
+        now = datetime.now(UTC)
+        batch: list[dict[str, Any]] = []
+        with (directory / "audit_dlq_fallback.jsonl").open("rb") as handle:
+            for line in handle:
+                batch.append(event_document(AuditEvent.model_validate_json(line), recorded_at=now))
+                if len(batch) == 500:
+                    _bulk(sink, batch)
+                    batch = []
+        _bulk(sink, batch)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    elapsed = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "mode": mode,
+        "events": count,
+        "seconds": elapsed,
+        "events_per_s": count / elapsed,
+        "peak_mib": peak_kib / 1024,
+    }
+
+
+def _bulk(sink: MetadataAuditSink, docs: list[dict[str, Any]]) -> None:
+    if docs:
+        sink._gateway.replace_documents(docs, author="bench", message="bulk", create=True, branch="main")
+
+
+def _settings(url: str | None, meta: str | None) -> Any:
+    from core.settings import TerminusSettings, load_settings
+
+    return load_settings(TerminusSettings, url=url or "http://127.0.0.1:6363", meta_database=meta or "bench_meta")
+
+
+def run_child(
+    mode: str, directory: Path, count: int, url: str | None = None, meta: str | None = None
+) -> dict[str, Any]:
+    args = [sys.executable, __file__, "--child", mode, "--dir", str(directory), "--events", str(count)]
+    if url:
+        args += ["--url", url, "--meta", meta or ""]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fresh(directory: Path, count: int) -> Path:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    generate(directory, count)
+    return directory
 
 
 def main() -> None:
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-dlq-", dir=Path.home()) as tmp:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--small-events", type=int, default=100_000)
+    parser.add_argument("--sink-events", type=int, default=20_000)
+    parser.add_argument("--child")
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--url")
+    parser.add_argument("--meta")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.dir, args.events, args.url, args.meta)))
+        return
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-dlq-") as tmp:
         root = Path(tmp)
-        for fsync, count in ((False, EVENTS), (True, EVENTS_FSYNC)):
-            batch = events(count)
-            dlq, bare = [], []
-            for run in range(REPEATS):
-                directory = root / f"dlq-{fsync}-{run}"
-                directory.mkdir()
-                dlq.append(dlq_rate(directory, batch, fsync))
-                bare.append(bare_rate(root / f"bare-{fsync}-{run}.jsonl", batch, fsync))
-            rows.append((fsync, count, statistics.median(dlq), statistics.median(bare)))
-    print(f"one event per append, median of {REPEATS} runs")
-    print("| fsync | events | DeadLetterQueue.append (events/s) | bare write() loop (events/s) | DLQ / bare |")
-    print("|---|---:|---:|---:|---:|")
-    for fsync, count, dlq_median, bare_median in rows:
+        for count in (args.small_events, args.events):
+            directory = fresh(root / "dlq", count)
+            size_mb = (directory / "audit_dlq_fallback.jsonl").stat().st_size / 1e6
+            bare = run_child("bare", directory, count)
+            sweep = run_child("sweep", directory, count)  # consumes the file
+            rows += [dict(bare, file_mb=size_mb), dict(sweep, file_mb=size_mb)]
+        from sandbox.server import SandboxServer
+
+        with SandboxServer() as sandbox:
+            meta = f"bench_{uuid.uuid4().hex[:8]}"
+            directory = fresh(root / "dlq", args.sink_events)
+            bulk = run_child("bulk-sink", directory, args.sink_events, sandbox.url, meta + "_bulk")
+            sweep_sink = run_child("sweep-sink", directory, args.sink_events, sandbox.url, meta + "_sweep")
+            rows += [bulk, sweep_sink]
+    print("| mode | events | file MB | seconds | events/s | peak RSS MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        size = f"{row['file_mb']:.0f}" if "file_mb" in row else "-"
         print(
-            f"| {'on' if fsync else 'off'} | {count:,} | {dlq_median:,.0f} | {bare_median:,.0f} "
-            f"| {dlq_median / bare_median:.0%} |"
+            f"| {row['mode']} | {row['events']:,} | {size} | {row['seconds']:.1f} | {row['events_per_s']:,.0f} | "
+            f"{row['peak_mib']:.0f} |"
         )
+    by = {(r["mode"], r["events"]): r for r in rows}
+    big, small = args.events, args.small_events
+    print()
+    print(f"(a) sweep / bare at {big:,}: {by['sweep', big]['events_per_s'] / by['bare', big]['events_per_s']:.0%}")
+    print(
+        f"(b) sweep / bulk insert into the sandbox at {args.sink_events:,}: "
+        f"{by['sweep-sink', args.sink_events]['events_per_s'] / by['bulk-sink', args.sink_events]['events_per_s']:.0%}"
+    )
+    print(
+        f"(c) peak RSS of the sweep: {by['sweep', small]['peak_mib']:.0f} MiB at {small:,}, "
+        f"{by['sweep', big]['peak_mib']:.0f} MiB at {big:,} "
+        f"({by['sweep', big]['peak_mib'] / by['sweep', small]['peak_mib']:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

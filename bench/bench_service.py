@@ -68,6 +68,12 @@ def make_db(base: str, name: str) -> None:
         assert reply.status_code == 200, reply.text
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -183,10 +189,21 @@ def main() -> None:
                 for i in range(args.clients)
             ]
             results = {}
+            cpu: dict[str, tuple[float, float, float]] = {}
+            marks = (cpu_seconds(sandbox.pid), cpu_seconds(service.pid), time.process_time())
             results["direct to the sandbox"] = load(base, direct_headers, direct_request, args.seconds, args.clients)
+            after_direct = (cpu_seconds(sandbox.pid), cpu_seconds(service.pid), time.process_time())
             results["through the service"] = load(
                 f"http://127.0.0.1:{port}", tokens, service_request, args.seconds, args.clients
             )
+            after_service = (cpu_seconds(sandbox.pid), cpu_seconds(service.pid), time.process_time())
+            for label, before, after in (
+                ("direct to the sandbox", marks, after_direct),
+                ("through the service", after_direct, after_service),
+            ):
+                done = max(1, results[label][0])
+                sandbox_ms, service_ms, client_ms = ((b - a) / done * 1000 for a, b in zip(before, after, strict=True))
+                cpu[label] = (sandbox_ms, service_ms, client_ms)
             service.terminate()
             service.wait(timeout=60)
             service = None
@@ -211,6 +228,9 @@ def main() -> None:
     service_ok = results["through the service"][0]
     ratio = rates["through the service"] / rates["direct to the sandbox"]
     print(f"\nservice / direct: {ratio:.0%} (goal >= 60%)")
+    print("\nCPU per successful write (ms): | path | sandbox | service | load clients |")
+    for label, (sandbox_ms, service_ms, client_ms) in cpu.items():
+        print(f"| {label} | {sandbox_ms:.2f} | {service_ms:.2f} | {client_ms:.2f} |")
     print(f"audit events: {events:,} in the sink + {dlq_lines:,} in the DLQ for {service_ok:,} service writes")
     print("every event delivered:", "yes" if events + dlq_lines >= service_ok else "NO")
 

@@ -22,6 +22,7 @@ from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 from . import service_commands
 from .approve_command import approve
 from .block_commands import blocks_app
+from .dlq import dlq_app
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, failure_of, find_report
 from .prefect_api import start_prefect_api
 from .prompt import TerminalAnswer
@@ -34,6 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(dlq_app, name="dlq")
 
 EnvOption = Annotated[str, typer.Option("--env", help="Environment: Prefect block of that name, else env vars.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking (recorded as such).")]

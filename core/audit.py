@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 from core.errors import AuditSinkUnavailable, OmsAuditError, TerminusError, is_transient
 from core.metadata_db import (
@@ -47,8 +47,9 @@ __all__ = [
 ]
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+def _utc_text(value: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z``, as the DLQ line format says."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Actor(BaseModel):
@@ -70,7 +71,9 @@ class LastError(BaseModel):
     message: str
     at: AwareDatetime
 
-    _at_utc = field_validator("at")(_utc)
+    @field_serializer("at")
+    def _dump_utc(self, value: datetime) -> str:
+        return _utc_text(value)
 
 
 class AuditEvent(BaseModel):
@@ -91,10 +94,11 @@ class AuditEvent(BaseModel):
     attempts: int = Field(0, ge=0)
     last_error: LastError | None = None
 
-    @field_validator("occurred_at", "enqueued_at")
-    @classmethod
-    def _as_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+    # Times keep the offset they were written with (parsing stays cheap: a sweep reads millions of lines);
+    # they compare correctly whatever the offset, and are written back, and stored, in UTC.
+    @field_serializer("occurred_at", "enqueued_at")
+    def _dump_utc(self, value: datetime | None) -> str | None:
+        return None if value is None else _utc_text(value)
 
     @classmethod
     def new(

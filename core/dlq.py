@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
@@ -74,8 +74,7 @@ class DlqStats:
         return max(0.0, ((now or datetime.now(UTC)) - self.oldest_enqueued_at).total_seconds())
 
 
-@dataclass(frozen=True)
-class RawLine:
+class RawLine(NamedTuple):
     """One line as read: bytes without the newline, its start offset, and whether a newline ended it."""
 
     data: bytes
@@ -84,8 +83,7 @@ class RawLine:
     complete: bool
 
 
-@dataclass(frozen=True)
-class ParsedLine:
+class ParsedLine(NamedTuple):
     """A line that is an event (``event``), blank (both None) or unusable (``reason`` says why)."""
 
     event: AuditEvent | None
@@ -280,7 +278,7 @@ class DeadLetterQueue:
         return sorted(
             p
             for p in self.directory.glob(f"{PREFIX}{dlq_type}*.jsonl{CLAIM_MARK}*")
-            if not p.name.endswith(OFFSET_SUFFIX) and p.is_file()
+            if not p.name.endswith((OFFSET_SUFFIX, OFFSET_SUFFIX + ".tmp")) and p.is_file()
         )
 
     def files(self, dlq_type: str) -> list[Path]:
@@ -397,6 +395,7 @@ class Claimer:
     dlq: DeadLetterQueue
     run_id: str
     _lock_fd: int | None = field(default=None, init=False)
+    _claims: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if not self.run_id.replace("-", "").isalnum():
@@ -417,14 +416,25 @@ class Claimer:
     def _lock_path(self, run_id: str) -> Path:
         return self.dlq.directory / f"{RUN_LOCK_PREFIX}{run_id}.lock"
 
+    def _claimed_name(self, source: str) -> str:
+        """``<source>.claimed-<run>.<n>``: unique even when one run adopts several files of one source."""
+        self._claims += 1
+        return f"{source}{CLAIM_MARK}{self.run_id}.{self._claims}"
+
+    @staticmethod
+    def _owner_of(claimed_name: str) -> tuple[str, str]:
+        """(source name, run id) of a claimed file's name."""
+        source, _, rest = claimed_name.partition(CLAIM_MARK)
+        return source, rest.split(".", 1)[0]
+
     def recover(self, dlq_type: str = "fallback") -> list[ClaimedFile]:
         """Adopt claimed files whose sweep is gone (its run lock is free), resuming at their checkpoint."""
         adopted: list[ClaimedFile] = []
         for path in self.dlq.claimed_files(dlq_type):
-            source, _, owner = path.name.partition(CLAIM_MARK)
+            source, owner = self._owner_of(path.name)
             if owner == self.run_id or not self._owner_is_gone(owner):
                 continue
-            target = path.with_name(f"{source}{CLAIM_MARK}{self.run_id}")
+            target = path.with_name(self._claimed_name(source))
             try:
                 os.rename(path, target)
             except FileNotFoundError:
@@ -457,8 +467,11 @@ class Claimer:
         return True
 
     def _remove_orphan_offsets(self) -> None:
-        for offset_file in self.dlq.directory.glob(f"{PREFIX}*{CLAIM_MARK}*{OFFSET_SUFFIX}"):
-            claimed = offset_file.with_name(offset_file.name.removesuffix(OFFSET_SUFFIX))
+        for offset_file in self.dlq.directory.glob(f"{PREFIX}*{CLAIM_MARK}*{OFFSET_SUFFIX}*"):
+            base = offset_file.name.removesuffix(".tmp").removesuffix(OFFSET_SUFFIX)
+            if self._owner_of(base)[1] == self.run_id:
+                continue
+            claimed = offset_file.with_name(base)
             if not claimed.exists():
                 with contextlib.suppress(FileNotFoundError):
                     offset_file.unlink()
@@ -481,7 +494,7 @@ class Claimer:
                     continue
                 if (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev):
                     continue
-                target = path.with_name(f"{path.name}{CLAIM_MARK}{self.run_id}")
+                target = path.with_name(self._claimed_name(path.name))
                 os.rename(path, target)
             finally:
                 os.close(fd)

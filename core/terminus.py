@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
+import http.client
 import json
 import logging
 import socket
@@ -643,12 +644,19 @@ _ALREADY_EXISTS = {
 }
 
 
-def transport_error(exc: Exception, *, url: str, timeout_seconds: float) -> TerminusError:
-    """Map an httpx failure (no reply at all) to the matching ``TerminusError``."""
+def transport_error(exc: Exception, *, url: str, timeout_seconds: float, phase: str | None = None) -> TerminusError:
+    """Map a failure without a reply (httpx, or socket/``http.client`` ones) to the matching ``TerminusError``.
+
+    ``phase`` ("connect"/"read") says where a plain socket timeout happened; httpx's exceptions say it themselves.
+    """
     if isinstance(exc, httpx.TimeoutException):
         phase = "connect" if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout) else "read"
         return TerminusTimeout(url, timeout_seconds=timeout_seconds, phase=phase)
-    if isinstance(exc, httpx.TransportError | httpx.DecodingError | httpx.StreamError):
+    if isinstance(exc, TimeoutError):
+        return TerminusTimeout(url, timeout_seconds=timeout_seconds, phase=phase or "read")
+    if isinstance(
+        exc, httpx.TransportError | httpx.DecodingError | httpx.StreamError | OSError | http.client.HTTPException
+    ):
         return TerminusUnreachable(url, reason=_describe_transport_error(exc))
     return TerminusError(f"Request to TerminusDB at {url} failed: {type(exc).__name__}.", url=url)
 
@@ -702,13 +710,17 @@ class _HttpxAuth(httpx.Auth):
         return "_HttpxAuth(***)"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self._settings.token
-        if token is not None:
-            request.headers["Authorization"] = f"{self._settings.authorization_scheme} {token.get_secret_value()}"
-        else:
-            pair = f"{self._settings.user}:{self._settings.password.get_secret_value()}".encode()
-            request.headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
+        request.headers["Authorization"] = authorization_header(self._settings)
         yield request
+
+
+def authorization_header(settings: TerminusSettings) -> str:
+    """The ``Authorization`` value for ``settings`` (Bearer token, else Basic). Build it per request, never log it."""
+    token = settings.token
+    if token is not None:
+        return f"{settings.authorization_scheme} {token.get_secret_value()}"
+    pair = f"{settings.user}:{settings.password.get_secret_value()}".encode()
+    return f"Basic {base64.b64encode(pair).decode('ascii')}"
 
 
 class _TimeoutAdapter(HTTPAdapter):

@@ -1,37 +1,41 @@
-"""Concurrent document reads and writes for the service: an async httpx client on TerminusDB's document API.
+"""Concurrent document reads and writes for the service: TerminusDB's document API from asyncio.
 
 ``TerminusGateway`` is for the jobs: it serialises calls of the official client behind one lock, which is
 right for a migration and wrong for a service answering many requests at once. This client covers only the
 document calls the service makes, shares the gateway's authentication and reply/transport error mapping
-(``error_from_reply``, ``transport_error``), and lets as many requests run as its pool allows.
+(``authorization_header``, ``error_from_reply``, ``transport_error``), and runs as many requests at once as
+its thread pool has threads.
 
-Under the async API each request is a blocking ``httpx.Client`` call on a small thread pool: on this
-project's loopback benchmarks httpx's asyncio transport spent about 10 ms per request against the sandbox
-where the blocking client spent about 1 ms, and a thread per in-flight request costs the event loop nothing.
+Each request is a blocking ``http.client`` call on that pool, one keep-alive connection per thread. Measured
+on loopback against the sandbox (bench/RESULTS.md): httpx's asyncio transport spent about 10 ms of latency
+per request, httpx's blocking client about 1 ms of CPU, ``http.client`` about 0.2 ms; in a service whose
+every write is one such call, that difference is most of its CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import http.client
 import json
 import logging
+import ssl
+import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlencode, urlsplit
 
 from core.errors import ConfigError, NotFound, TerminusError
 from core.settings import TerminusSettings
 from core.terminus import (
     DATA_VERSION_HEADER,
     USER_AGENT,
-    _HttpxAuth,
     _short_ids,
     _tls_context,
+    authorization_header,
     error_from_reply,
     public_url,
     transport_error,
@@ -40,6 +44,13 @@ from core.terminus import (
 __all__ = ["AsyncDocumentClient"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
 
 
 class AsyncDocumentClient:
@@ -51,7 +62,7 @@ class AsyncDocumentClient:
         *,
         database: str | None = None,
         branch: str | None = None,
-        max_connections: int = 64,
+        max_connections: int = 32,
     ) -> None:
         if settings.token is None and not settings.password.get_secret_value():
             raise ConfigError(
@@ -61,17 +72,17 @@ class AsyncDocumentClient:
         self.team = settings.team
         self.database = database or settings.database
         self.branch = branch or settings.branch
+        self._settings = settings
         self._timeout = settings.timeout_seconds
         self._using_token = settings.token is not None
-        self._http = httpx.Client(
-            base_url=settings.url.rstrip("/"),
-            verify=_tls_context(),
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            headers={"User-Agent": USER_AGENT},
-            auth=_HttpxAuth(settings),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        )
+        parts = urlsplit(settings.url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or (443 if self._https else 80)
+        self._prefix = parts.path.rstrip("/")
+        self._local = threading.local()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._connections_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=max_connections, thread_name_prefix="terminusdb")
 
     def __repr__(self) -> str:
@@ -87,7 +98,10 @@ class AsyncDocumentClient:
 
     async def aclose(self) -> None:
         self._pool.shutdown(wait=True)
-        self._http.close()
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
 
     async def check_connection(self) -> None:
         await self._request("GET", "/api/info")
@@ -95,31 +109,28 @@ class AsyncDocumentClient:
     async def get(self, doc_id: str, *, database: str | None = None, branch: str | None = None) -> dict[str, Any]:
         """One instance document by id (``DocumentNotFound`` when it is not there)."""
         db, br = database or self.database, branch or self.branch
-        response = await self._request(
+        reply = await self._request(
             "GET", self._path(db, br), params={"id": doc_id, "graph_type": "instance"}, database=db, branch=br
         )
-        document = self._json(response)
+        document = self._json(reply)
         if not isinstance(document, dict):
             raise TerminusError(f"TerminusDB at {self.url} sent a document that is not a JSON object.", url=self.url)
         return document
 
     async def insert(self, docs: list[dict[str, Any]], *, author: str, message: str, **where: str | None) -> list[str]:
         """Insert in one commit with ``author`` as the commit author; the new ids (``Type/key``)."""
-        response = await self._write("POST", docs, {}, author, message, **where)
-        return _short_ids(self._json(response))
+        return _short_ids(self._json(await self._write("POST", docs, author, message, **where)))
 
     async def replace(self, docs: list[dict[str, Any]], *, author: str, message: str, **where: str | None) -> list[str]:
-        response = await self._write("PUT", docs, {}, author, message, **where)
-        return _short_ids(self._json(response))
+        return _short_ids(self._json(await self._write("PUT", docs, author, message, **where)))
 
     async def delete(self, ids: list[str], *, author: str, message: str, **where: str | None) -> None:
-        await self._write("DELETE", ids, {}, author, message, **where)
+        await self._write("DELETE", ids, author, message, **where)
 
     async def database_exists(self, database: str | None = None) -> bool:
         db = database or self.database
-        path = f"/api/db/{quote(self.team, safe='')}/{quote(db, safe='')}"
         try:
-            await self._request("HEAD", path, database=db)
+            await self._request("HEAD", f"/api/db/{quote(self.team, safe='')}/{quote(db, safe='')}", database=db)
         except NotFound:
             return False
         return True
@@ -134,14 +145,13 @@ class AsyncDocumentClient:
         self,
         method: str,
         body: list[Any],
-        params: dict[str, str],
         author: str,
         message: str,
         *,
         database: str | None = None,
         branch: str | None = None,
         data_version: str | None = None,
-    ) -> httpx.Response:
+    ) -> _Reply:
         db, br = database or self.database, branch or self.branch
         headers = {"Content-Type": "application/json"}
         if data_version is not None:
@@ -150,7 +160,7 @@ class AsyncDocumentClient:
         return await self._request(
             method,
             self._path(db, br),
-            params={"author": author, "message": message, "graph_type": "instance", **params},
+            params={"author": author, "message": message, "graph_type": "instance"},
             content=payload,
             headers=headers,
             database=db,
@@ -167,29 +177,78 @@ class AsyncDocumentClient:
         headers: Mapping[str, str] | None = None,
         database: str | None = None,
         branch: str | None = None,
-    ) -> httpx.Response:
-        call = functools.partial(self._http.request, method, path, params=params, content=content, headers=headers)
-        try:
-            response = await asyncio.get_running_loop().run_in_executor(self._pool, call)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, url=self.url, timeout_seconds=self._timeout) from exc
-        if response.status_code >= 400:
+    ) -> _Reply:
+        target = self._prefix + path + (f"?{urlencode(params)}" if params else "")
+        call = functools.partial(self._send, method, target, content, dict(headers or {}))
+        reply = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        if reply.status >= 400:
             raise error_from_reply(
-                response.status_code,
-                response.content,
+                reply.status,
+                reply.body,
                 url=self.url,
                 using_token=self._using_token,
                 database=f"{self.team}/{database or self.database}",
                 branch=branch or self.branch,
             )
-        return response
+        return reply
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _send(self, method: str, target: str, content: bytes | None, headers: dict[str, str]) -> _Reply:
+        """One request on this thread's connection (runs on the pool)."""
+        headers.update({"User-Agent": USER_AGENT, "Authorization": authorization_header(self._settings)})
+        connection, reused = self._connection()
         try:
-            return response.json()
+            return self._exchange(connection, method, target, content, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            self._drop(connection)
+            if not reused:
+                raise transport_error(exc, url=self.url, timeout_seconds=self._timeout) from None
+            # The server closed an idle keep-alive connection before reading the request: send it once more.
+            connection, _ = self._connection()
+        except (OSError, http.client.HTTPException) as exc:
+            phase = "connect" if connection.sock is None else "read"
+            self._drop(connection)
+            raise transport_error(exc, url=self.url, timeout_seconds=self._timeout, phase=phase) from None
+        try:
+            return self._exchange(connection, method, target, content, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(connection)
+            raise transport_error(exc, url=self.url, timeout_seconds=self._timeout) from None
+
+    @staticmethod
+    def _exchange(
+        connection: http.client.HTTPConnection, method: str, target: str, content: bytes | None, headers: dict[str, str]
+    ) -> _Reply:
+        connection.request(method, target, body=content, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        if response.will_close:
+            connection.close()
+        return _Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and connection.sock is not None:
+            return connection, True
+        if connection is None:
+            if self._https:
+                context: ssl.SSLContext = _tls_context()
+                connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=context)
+            else:
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection, False
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+
+    def _json(self, reply: _Reply) -> Any:
+        try:
+            return json.loads(reply.body)
         except ValueError:
             raise TerminusError(
-                f"TerminusDB at {self.url} sent a reply that is not JSON (HTTP {response.status_code}).",
+                f"TerminusDB at {self.url} sent a reply that is not JSON (HTTP {reply.status}).",
                 url=self.url,
-                status=response.status_code,
+                status=reply.status,
             ) from None

@@ -15,12 +15,13 @@ from typing import Any
 
 from sandbox import documents as docs_mod
 from sandbox import migration as migration_mod
+from sandbox import query as query_mod
 from sandbox import schema as schema_mod
 from sandbox.auth import COMMIT_READ, INSTANCE_READ, INSTANCE_WRITE, META_READ, SCHEMA_READ, SCHEMA_WRITE
 from sandbox.context import Call, check_data_version, data_version, requested_data_version, require_access
 from sandbox.descriptors import Descriptor, commit_of, database_of, parse
 from sandbox.errors import ApiError, GenericError, UnhandledError
-from sandbox.params import LIST, OBJECT, Params
+from sandbox.params import LIST, NON_EMPTY_STRING, OBJECT, Params, bad_parameter
 from sandbox.store import Commit, Database, Instances, Schema
 from sandbox.wire import (
     DATA_VERSION_HEADER,
@@ -113,21 +114,6 @@ def _type_members(schema: Schema, type_name: str) -> set[str] | None:
     return schema_mod.subclasses(schema, resolved)
 
 
-def _matches(doc: dict[str, Any], template: dict[str, Any]) -> bool:
-    for key, wanted in template.items():
-        if key.startswith("@"):
-            continue
-        have = doc.get(key)
-        if have == wanted:
-            continue
-        if isinstance(have, list) and not isinstance(wanted, list) and wanted in have:
-            continue
-        if isinstance(have, dict) and isinstance(wanted, dict) and _matches(have, wanted):
-            continue
-        return False
-    return True
-
-
 def _schema_key(schema: Schema, doc_id: str) -> str | None:
     if doc_id in schema:
         return doc_id
@@ -191,13 +177,17 @@ def _select(call: Call, params: Params, commit: Commit, graph: str) -> list[dict
     store_: dict[str, dict[str, Any]] = schema if graph == "schema" else commit.instances
     as_list = params.boolean("as_list", False)
     query = params.json_value("query", OBJECT) if "query" in params.body else None
-    doc_id = params.text("id")
+    doc_id = params.text("id", non_empty=True)
     ids = params.json_value("ids", LIST)
-    type_name = params.text("type")
+    type_name = params.text("type", non_empty=True)
     selected: list[dict[str, Any]]
     if query is not None:
-        members = _type_members(schema, str(query["@type"])) if "@type" in query else None
-        selected = [d for d in store_.values() if (members is None or d.get("@type") in members) and _matches(d, query)]
+        if graph == "schema":
+            raise ApiError(
+                {"@type": "api:QueryIsOnlySupportedForInstanceGraphs"},
+                "Query documents can only be used on the instance graph",
+            )
+        selected = query_mod.query_documents(schema, commit.instances, query, type_name)
     elif doc_id is not None:
         key = _schema_key(schema, doc_id) if graph == "schema" else docs_mod.compress_id(schema, doc_id)
         found = store_.get(key) if key is not None else None
@@ -370,17 +360,12 @@ def delete_documents_handler(call: Call) -> Response:
     author, flags = _write_params(call, "DELETE")
     params = Params(call.request.query)
     nuke = params.boolean("nuke", False)
-    doc_id = params.text("id")
-    type_name = params.text("type")
+    doc_id = params.text("id", non_empty=True)
+    type_name = params.text("type", non_empty=True)
     requested = requested_data_version(call.request)
     body_ids: list[str] | None = None
-    if call.request.has_body:
-        body_ids = []
-        for item in parse_json_stream(call.request.body):
-            if isinstance(item, str):
-                body_ids.append(item)
-            elif isinstance(item, dict) and isinstance(item.get("@id"), str):
-                body_ids.append(item["@id"])
+    if call.request.has_body and not nuke and doc_id is None and type_name is None:
+        body_ids = _delete_body_ids(call.request.body)
     descriptor, db = _writable_target(call, flags.graph_type)
     head = delete_documents(
         call,
@@ -396,6 +381,17 @@ def delete_documents_handler(call: Call) -> Response:
     )
     call.store.save()
     return Response(204, b"", None, {DATA_VERSION_HEADER: data_version(descriptor, db, head)})
+
+
+def _delete_body_ids(raw: bytes) -> list[str]:
+    """A DELETE body: a stream of ids and lists of ids; every id must be a non-empty string
+    (TerminusDB reports anything else as a bad ``id`` parameter with the offending value)."""
+    ids: list[str] = []
+    for item in parse_json_stream(raw):
+        if not isinstance(item, str) or item == "":
+            raise bad_parameter("id", NON_EMPTY_STRING, item)
+        ids.append(item)
+    return ids
 
 
 def _begin(db: Database, descriptor: Descriptor, requested: str | None) -> Commit:
@@ -457,23 +453,26 @@ def _duplicates(ids: list[str]) -> list[str]:
     return dups
 
 
-def _prepare_instances(schema: Schema, docs: list[Any], flags: WriteFlags) -> list[tuple[str, dict[str, Any], Any]]:
-    """(compressed id, stored form, submitted doc) for each submitted instance document."""
-    prepared = []
-    for doc in docs:
-        if flags.raw_json:
-            prepared.append(_raw_json_document(schema, doc))
-            continue
-        doc_id, stored = docs_mod.prepare_instance(schema, doc)
-        prepared.append((doc_id, stored, doc))
+def _prepare_instances(schema: Schema, docs: list[Any], flags: WriteFlags) -> list[docs_mod.Prepared]:
+    """Every document the write produces (nested ones included), after the duplicate-id check."""
+    if flags.raw_json:
+        prepared = [_raw_json_document(schema, doc) for doc in docs]
+    else:
+        prepared = docs_mod.prepare_instances(schema, docs)
     if not flags.merge_repeats:
-        dups = _duplicates([p[0] for p in prepared])
+        # as in TerminusDB, nested documents count: the same document twice in one request is refused
+        dups = _duplicates([p.doc_id for p in prepared])
         if dups:
             raise same_ids_mutated([docs_mod.expand_id(schema, d) for d in dups])
     return prepared
 
 
-def _raw_json_document(schema: Schema, doc: Any) -> tuple[str, dict[str, Any], Any]:
+def _reply_ids(schema: Schema, prepared: list[docs_mod.Prepared]) -> list[str]:
+    """The ids a write returns: those of the top-level documents (full IRIs), once each."""
+    return list(dict.fromkeys(docs_mod.expand_id(schema, p.doc_id) for p in prepared if p.top))
+
+
+def _raw_json_document(schema: Schema, doc: Any) -> docs_mod.Prepared:
     if not isinstance(doc, dict):
         raise ApiError({"@type": "api:NotADocument", "api:document": doc}, "Raw JSON documents must be objects")
     given = doc.get("@id")
@@ -482,7 +481,8 @@ def _raw_json_document(schema: Schema, doc: Any) -> tuple[str, dict[str, Any], A
     else:
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
         doc_id = f"JSONDocument/{digest}"
-    return doc_id, {**doc, "@id": doc_id}, doc
+    stored = {"@id": doc_id, **{k: v for k, v in doc.items() if k != "@id"}}
+    return docs_mod.Prepared(doc_id, stored, doc, True)
 
 
 def _value_hash_class(schema: Schema, type_name: Any) -> bool:
@@ -514,19 +514,21 @@ def insert_documents(
         prepared = _prepare_instances(schema, docs, flags)
         if flags.full_replace:
             instances: Instances = {}
-            for doc_id, stored, _ in prepared:
-                instances[doc_id] = stored
+            for p in prepared:
+                instances[p.doc_id] = p.stored
             if instances == head.instances:
                 instances = head.instances
             changed: set[str] | None = None
         else:
             instances = head.instances
             changed = set()
-            for doc_id, stored, submitted in prepared:
+            for p in prepared:
+                doc_id, stored, submitted = p.doc_id, p.stored, p.submitted
                 existing = instances.get(doc_id)
                 if existing is not None and doc_id not in changed:
                     identical = existing == stored
-                    if identical and (flags.overwrite or _value_hash_class(schema, stored.get("@type"))):
+                    # a nested document that is already stored as given adds nothing (its triples exist)
+                    if identical and (flags.overwrite or not p.top or _value_hash_class(schema, stored.get("@type"))):
                         continue
                     if not flags.overwrite:
                         raise id_already_exists(docs_mod.expand_id(schema, doc_id), submitted)
@@ -537,8 +539,7 @@ def insert_documents(
         if instances is not head.instances and not db.schemaless:
             docs_mod.check_instances(schema, instances, changed)
         new_head = _finish(call, db, descriptor, head, schema, instances, author)
-        reply = list(dict.fromkeys(docs_mod.expand_id(schema, p[0]) for p in prepared))
-        return reply, new_head
+        return _reply_ids(schema, prepared), new_head
 
 
 def _insert_schema(
@@ -574,8 +575,8 @@ def _insert_schema(
                 raise id_already_exists(submitted, doc)
             new_schema[key] = doc
         new_head = _commit_schema(call, db, descriptor, head, new_schema, flags, author)
-    reply = (["@context"] if flags.full_replace else []) + list(dict.fromkeys(submitted_ids))
-    return reply, new_head
+    # the context of a full replace is written separately and is not among the returned ids (as in TerminusDB)
+    return list(dict.fromkeys(submitted_ids)), new_head
 
 
 def _prepare_schema(
@@ -640,9 +641,11 @@ def replace_documents(
         prepared = _prepare_instances(schema, docs, flags)
         instances = head.instances
         changed: set[str] = set()
-        for doc_id, stored, submitted in prepared:
+        for p in prepared:
+            doc_id, stored, submitted = p.doc_id, p.stored, p.submitted
             existing = instances.get(doc_id)
-            if existing is None and doc_id not in changed and not flags.create:
+            # nested documents are written whether or not they exist yet
+            if existing is None and doc_id not in changed and not flags.create and p.top:
                 raise document_not_found(docs_mod.expand_id(schema, doc_id), submitted)
             if existing == stored:
                 continue
@@ -653,8 +656,7 @@ def replace_documents(
         if changed and not db.schemaless:
             docs_mod.check_instances(schema, instances, changed)
         new_head = _finish(call, db, descriptor, head, schema, instances, author)
-        reply = list(dict.fromkeys(docs_mod.expand_id(schema, p[0]) for p in prepared))
-        return reply, new_head
+        return _reply_ids(schema, prepared), new_head
 
 
 def _replace_schema(

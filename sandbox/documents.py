@@ -8,6 +8,7 @@ values, subdocuments inlined with ids) or raises the error TerminusDB gives (onl
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sandbox.errors import ApiError, SchemaCheckFailure
@@ -63,16 +64,116 @@ def compress_id(schema: Schema, iri: str) -> str:
 
 def prepare_instance(schema: Schema, doc: Any) -> tuple[str, dict[str, Any]]:
     """Validate one submitted instance document; return (compressed id, stored document)."""
+    prepared = prepare_instances(schema, [doc])
+    return prepared[0].doc_id, prepared[0].stored
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One document a write produces. ``top``: submitted at top level (its id is in the reply); otherwise a
+    document given nested inside another one, inserted as a document of its own."""
+
+    doc_id: str
+    stored: dict[str, Any]
+    submitted: Any
+    top: bool
+
+
+def prepare_instances(schema: Schema, docs: list[Any]) -> list[Prepared]:
+    """Validate the documents of one request; nested documents come out as documents of their own and
+    ``@capture`` / ``@ref`` are resolved across the whole request (references may point forward, and form
+    cycles)."""
     cs = compile_schema(schema)
+    elaborator = _Elaborator(cs)
+    out: list[Prepared] = []
     try:
-        return _Elaborator(cs).top(doc)
+        for doc in docs:
+            doc_id, stored = elaborator.top(doc)
+            out.extend(elaborator.take_nested())
+            out.append(Prepared(doc_id, stored, doc, True))
     except _Witness as w:
         raise SchemaCheckFailure([w.witness]) from None
+    return elaborator.resolve_refs(out)
+
+
+_REF_MARKER = "\x00@ref:"
 
 
 class _Elaborator:
     def __init__(self, cs: CompiledSchema) -> None:
         self.cs = cs
+        self.captures: dict[str, str] = {}  # capture name -> compressed id
+        self.nested: list[Prepared] = []
+
+    # -- captures and nested documents --------------------------------------------------------------------
+    def take_nested(self) -> list[Prepared]:
+        nested, self.nested = self.nested, []
+        return nested
+
+    def capture(self, doc: dict[str, Any], doc_id: str, dry: bool) -> None:
+        name = doc.get("@capture")
+        if name is None or dry:
+            return
+        if not isinstance(name, str):
+            raise ApiError(
+                {"@type": "api:DocumentElaborationImpossible", "api:document": doc},
+                "'@capture' must be a string naming the captured id.",
+            )
+        if name in self.captures:
+            raise ApiError(
+                {"@type": "api:CaptureIdAlreadyBound", "api:capture": name, "api:document": doc},
+                f"The capture '{name}' is bound twice in this request; each '@capture' name may be used once.",
+            )
+        self.captures[name] = doc_id
+
+    def reference(self, name: Any, value: Any) -> str:
+        """``{"@ref": name}``: the captured id, or a marker resolved once every document is elaborated."""
+        if not isinstance(name, str):
+            raise ApiError(
+                {"@type": "api:DocumentElaborationImpossible", "api:document": value},
+                "'@ref' must be a string naming a '@capture' of the same request.",
+            )
+        return self.captures.get(name, _REF_MARKER + name)
+
+    def resolve_refs(self, prepared: list[Prepared]) -> list[Prepared]:
+        missing: list[str] = []
+
+        def fix(value: Any) -> Any:
+            if isinstance(value, str) and value.startswith(_REF_MARKER):
+                name = value[len(_REF_MARKER) :]
+                if name in self.captures:
+                    return self.captures[name]
+                if name not in missing:
+                    missing.append(name)
+                return value
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            if isinstance(value, dict):
+                return {k: fix(v) for k, v in value.items()}
+            return value
+
+        out = [Prepared(p.doc_id, fix(p.stored), p.submitted, p.top) for p in prepared]
+        if missing:
+            raise ApiError(
+                {"@type": "api:NotAllCapturesFound", "api:captures": missing},
+                f"Not all captures found: {missing} are referenced with '@ref' but never '@capture'd.",
+            )
+        return out
+
+    def nested_document(self, value: dict[str, Any], cls: str, dry: bool) -> str:
+        """A whole document given as the value of a reference property: inserted as a document of its own."""
+        info = self.doc_class(value, cls)
+        if not self.cs.subsumed(info.name, cls):
+            raise _Witness({"@type": "instance_not_of_class", "class": self.cs.class_iri(cls), "instance": value})
+        if info.subdocument:
+            raise ApiError(
+                {"@type": "api:InsertedSubdocumentAsDocument", "api:document": value},
+                "Tried to insert a subdocument as a document without specifying backlinks.",
+            )
+        stored = self.node(value, info, None, dry)
+        if not dry:
+            self.nested.append(Prepared(stored["@id"], stored, value, False))
+        return str(stored["@id"])
 
     # -- names ------------------------------------------------------------------------------------------
     def full_id(self, doc_id: str) -> str:
@@ -208,7 +309,7 @@ class _Elaborator:
                     self.check_bounds(doc, info, prop, r, len(elts))
                 subdocs[prop] = (r, elts)
                 continue
-            conv = [self.element(prop, r.cls, e) for e in elts]
+            conv = [self.element(prop, r.cls, e, dry) for e in elts]
             if r.kind in ("Set", "Cardinality"):
                 conv = _dedupe(conv)
                 self.check_bounds(doc, info, prop, r, len(conv))
@@ -227,6 +328,7 @@ class _Elaborator:
         # id
         base = id_base if id_base is not None else self.full_id(info.base)
         full = self.make_id(doc, info, base, values, dry)
+        self.capture(doc, self.short_id(full), dry)
 
         stored: dict[str, Any] = {"@id": self.short_id(full), "@type": info.name}
         for prop in [*info.props, *sorted(choice_props - set(info.props))]:
@@ -251,7 +353,9 @@ class _Elaborator:
                         out.append(self.short_id(self.full_id(e)))
                     else:
                         raise self.not_interpretable(prop, e, target)
-                stored[prop] = self.shape(r, out)
+                shaped = self.shape(r, out)
+                if shaped is not _ABSENT:
+                    stored[prop] = shaped
             elif prop in values:
                 shaped = self.shape(present[prop][0], values[prop])
                 if shaped is not _ABSENT:
@@ -292,19 +396,17 @@ class _Elaborator:
         choice_props: set[str],
     ) -> None:
         def has(prop: str) -> bool:
-            v = values.get(prop, subdocs.get(prop))
-            return v is not None
+            """A value was given; an empty collection counts as none (except for a List, where [] is a value)."""
+            if prop in subdocs:
+                return bool(subdocs[prop][1])
+            return bool(values.get(prop))
 
         if info.kind == "TaggedUnion":
             chosen = [p for p in info.props if has(p)]
             if len(chosen) != 1:
                 kind = "no_choice_is_cardinality_one" if not chosen else "choice_has_too_many_answers"
                 raise _Witness(
-                    {
-                        "@type": kind,
-                        "choices": [self.cs.prop_iri(p) for p in info.props],
-                        "document": self.expanded_doc(doc, info),
-                    }
+                    {"@type": kind, "choice": self.choice(info.props), "document": self.expanded_doc(doc, info)}
                 )
             return
         for prop, r in info.props.items():
@@ -322,13 +424,17 @@ class _Elaborator:
             chosen = [p for p in choice if has(p)]
             if len(chosen) != 1:
                 kind = "no_choice_is_cardinality_one" if not chosen else "choice_has_too_many_answers"
-                raise _Witness(
-                    {
-                        "@type": kind,
-                        "choices": [self.cs.prop_iri(p) for p in choice],
-                        "document": self.expanded_doc(doc, info),
-                    }
-                )
+                raise _Witness({"@type": kind, "choice": self.choice(choice), "document": self.expanded_doc(doc, info)})
+
+    def choice(self, ranges: dict[str, Range]) -> dict[str, Any]:
+        """A choice as TerminusDB's witness shows it: property IRI -> expanded range."""
+        out: dict[str, Any] = {}
+        for prop, r in ranges.items():
+            cls = self.cs.class_iri(r.cls)
+            out[self.cs.prop_iri(prop)] = (
+                cls if r.kind in ("one", "TaggedUnionAlt") else {"@type": r.kind, "@class": cls}
+            )
+        return out
 
     def not_interpretable(self, prop: str, value: Any, cls: str) -> _Witness:
         return _Witness(
@@ -341,7 +447,7 @@ class _Elaborator:
             }
         )
 
-    def element(self, prop: str, cls: str, value: Any) -> Any:
+    def element(self, prop: str, cls: str, value: Any, dry: bool = False) -> Any:
         """Check and canonicalise one value of a non-subdocument range."""
         cs = self.cs
         if isinstance(value, bool) and cls not in ("xsd:boolean", "sys:JSON"):
@@ -379,7 +485,12 @@ class _Elaborator:
             if not isinstance(v, str) or v not in target.enum_values:
                 raise _Witness({"@type": "not_a_valid_enum", "enum": target.iri, "value": value})
             return v
-        # reference to another document
+        # reference to another document: an id, {"@id": id}, {"@ref": capture} or a whole nested document
+        if isinstance(value, dict):
+            if "@ref" in value:
+                return self.reference(value["@ref"], value)
+            if _is_nested_document(value):
+                return self.nested_document(value, cls, dry)
         ref = value.get("@id") if isinstance(value, dict) else value
         if not isinstance(ref, str) or not ref:
             raise self.not_interpretable(prop, value, cls)
@@ -400,6 +511,14 @@ class _Elaborator:
         if r is None or prop not in values or not values[prop]:
             return None
         is_ref = r.cls in self.cs.classes and self.cs.classes[r.cls].kind != "Enum"
+        for v in values[prop]:
+            if is_ref and isinstance(v, str) and v.startswith(_REF_MARKER):
+                name = v[len(_REF_MARKER) :]
+                raise ApiError(
+                    {"@type": "api:NotAllCapturesFound", "api:captures": [name]},
+                    f"The key field '{prop}' refers to the capture '{name}' before it is bound; "
+                    "submit the captured document first.",
+                )
         forms = [self.full_id(v) if is_ref else lexical_form(v) for v in values[prop]]
         return forms if r.collection else forms[0]
 
@@ -439,6 +558,14 @@ class _Elaborator:
         return generated
 
 
+def _is_nested_document(value: dict[str, Any]) -> bool:
+    """A dict in a reference position is a link (``{"@id": x}``, ``{"@id": x, "@type": "@id"}``) unless it
+    carries anything else, which makes it a whole document to insert."""
+    if value.get("@type") == "@id":
+        return False
+    return set(value) != {"@id"}
+
+
 class _Absent:
     pass
 
@@ -473,14 +600,20 @@ def _choice_range(info: ClassInfo, prop: str) -> Range | None:
 # commit-time checks
 
 
+def is_raw_json(doc: dict[str, Any]) -> bool:
+    """A schemaless ``sys:JSONDocument`` (inserted with ``raw_json=true``): the only stored documents without
+    ``@type``; the schema does not apply to them."""
+    return "@type" not in doc
+
+
 def check_instances(schema: Schema, instances: Instances, changed: set[str] | None = None) -> None:
     """Commit-time checks of stored documents (all, or only ``changed`` ids); raises SchemaCheckFailure."""
     cs = compile_schema(schema)
     if changed is None:
-        targets: list[str] = list(instances)
+        targets: list[str] = [i for i, doc in instances.items() if not is_raw_json(doc)]
         deleted: set[str] = set()
     else:
-        targets = [i for i in changed if i in instances]
+        targets = [i for i in changed if i in instances and not is_raw_json(instances[i])]
         deleted = {i for i in changed if i not in instances}
     checker = _Checker(cs, instances)
     for doc_id in targets:

@@ -1,7 +1,10 @@
-"""Fault injection: make chosen requests fail, stall or lose their connection.
+"""Fault injection: make chosen requests fail, stall, lose their connection or hit an internal error.
 
 Tests of retry/timeout/partial-failure behaviour need a server that misbehaves on demand and only for the
 requests they target ("fail the 3rd PATCH"), so rules match on method + path prefix and count matches.
+Action ``raise`` makes the routed handler raise inside the real dispatch (``error``: ``internal`` = a
+Python exception, ``unrenderable`` = an API error whose body cannot be rendered as JSON), so the
+"never drop a connection" guarantee is tested through the same code path a sandbox bug would take.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-ACTIONS = ("status", "delay", "drop")
+ACTIONS = ("status", "delay", "drop", "raise")
+RAISE_KINDS = ("internal", "unrenderable")
 
 
 class FaultSpecError(ValueError):
@@ -29,6 +33,7 @@ class FaultRule:
     status: int = 503
     seconds: float = 0.0
     body: Any = None
+    error: str = "internal"
     seen: int = 0
     fired: int = 0
 
@@ -52,7 +57,7 @@ def parse_rule(spec: Any) -> FaultRule:
     """Validate a JSON rule such as ``{"action": "status", "status": 503, "path_prefix": "/api/db", "times": 2}``."""
     if not isinstance(spec, dict):
         raise FaultSpecError("a fault rule must be a JSON object")
-    known = {"action", "path_prefix", "method", "times", "after", "status", "seconds", "body"}
+    known = {"action", "path_prefix", "method", "times", "after", "status", "seconds", "body", "error"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise FaultSpecError(f"unknown keys {unknown}; allowed: {sorted(known)}")
@@ -68,6 +73,9 @@ def parse_rule(spec: Any) -> FaultRule:
     seconds = spec.get("seconds", 0.0)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds <= 600:
         raise FaultSpecError("'seconds' must be a number between 0 and 600")
+    error = spec.get("error", "internal")
+    if error not in RAISE_KINDS:
+        raise FaultSpecError(f"'error' must be one of {list(RAISE_KINDS)} (got {error!r})")
     status = _int(spec, "status", 503, 100)
     if status is None or status > 599:
         raise FaultSpecError("'status' must be an HTTP status code (100-599)")
@@ -80,6 +88,7 @@ def parse_rule(spec: Any) -> FaultRule:
         status=status,
         seconds=float(seconds),
         body=spec.get("body"),
+        error=error,
     )
 
 

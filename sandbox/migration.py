@@ -126,6 +126,8 @@ def _schema_step(schema: Schema, op: dict[str, Any]) -> Schema:
         return _with_doc(schema, op["enum"], {**doc, "@value": values})
     if kind == "MoveClass":
         return _move_class_schema(schema, op)
+    if kind == "ChangeKey":
+        return _change_key_schema(schema, op)
     doc = _class_doc(schema, op, kind=schema.get(op["class"], {}).get("@type", "Class"))
     name = op["class"]
     if kind == "CreateClassProperty":
@@ -176,8 +178,26 @@ def _schema_step(schema: Schema, op: dict[str, Any]) -> Schema:
         return _with_doc(schema, name, {**doc, "@metadata": op["metadata"]})
     if kind == "ReplaceClassDocumentation":
         return _with_doc(schema, name, {**doc, "@documentation": op["documentation"]})
-    # CastClassProperty, ChangeParents, ChangeKey: not reproduced by the sandbox
+    # CastClassProperty, ChangeParents: not reproduced by the sandbox
     raise UnhandledError(f"operation {kind} is not supported by the sandbox")
+
+
+def _change_key_schema(schema: Schema, op: dict[str, Any]) -> Schema:
+    """Set the class's ``@key``; as in TerminusDB an unknown class or key type is an unmapped error (500)."""
+    name, key_type = op["class"], op["key"]
+    doc = schema.get(name) if name != "@context" else None
+    if doc is None:
+        raise UnhandledError("class_does_not_exist")
+    if key_type in ("Random", "ValueHash"):
+        key: dict[str, Any] = {"@type": key_type}
+    elif key_type in ("Lexical", "Hash"):
+        fields = op.get("fields", [])
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise _unknown_operation(op)
+        key = {"@type": key_type, "@fields": fields}
+    else:
+        raise UnhandledError("bad_key_type")
+    return _with_doc(schema, name, {**doc, "@key": key})
 
 
 def _move_class_schema(schema: Schema, op: dict[str, Any]) -> Schema:
@@ -345,7 +365,48 @@ def _instance_step(before: Schema, after: Schema, op: dict[str, Any], instances:
         return _walk(cs_before, instances, targets(op["class"]), recast), count
     if kind == "MoveClass":
         return _move_class_instances(cs_before, op, instances)
+    if kind == "ChangeKey":
+        return _change_key_instances(after, op, instances)
     return instances, 0
+
+
+def _change_key_instances(after: Schema, op: dict[str, Any], instances: Instances) -> tuple[Instances, int]:
+    """TerminusDB re-inserts every direct instance of the class without its ``@id``, so the new key makes a
+    new id (a Random key a fresh random one), and rewrites every link to the old id; two instances ending
+    on one id is an unmapped error (500). The count is the number of instances re-inserted."""
+    from sandbox.documents import prepare_instance
+
+    cls = op["class"]
+    targets = [doc_id for doc_id, doc in instances.items() if doc.get("@type") == cls]
+    renamed: dict[str, str] = {}
+    rebuilt: dict[str, dict[str, Any]] = {}
+    for doc_id in targets:
+        submitted = {k: v for k, v in instances[doc_id].items() if k != "@id"}
+        new_id, stored = prepare_instance(after, submitted)
+        if new_id in rebuilt:
+            raise UnhandledError("id_overlap_after_key_change")
+        renamed[doc_id] = new_id
+        rebuilt[new_id] = stored
+    if any(new_id in instances and new_id not in renamed for new_id in rebuilt):
+        raise UnhandledError("id_overlap_after_key_change")
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return renamed.get(value, value)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if isinstance(value, dict):
+            return {k: (v if k.startswith("@") else fix(v)) for k, v in value.items()}
+        return value
+
+    out: Instances = {}
+    for doc_id, doc in instances.items():
+        if doc_id in renamed:
+            new_id = renamed[doc_id]
+            out[new_id] = fix(rebuilt[new_id])
+        else:
+            out[doc_id] = fix(doc)
+    return out, len(targets)
 
 
 def _literal(r: Range, value: Any) -> Any:

@@ -38,6 +38,17 @@ def bad_parameter(name: str, expected: str, value: Any) -> ApiError:
     )
 
 
+_QUERY_ATOMS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def as_parsed(value: Any, from_query: bool) -> Any:
+    """A value as TerminusDB reports it in ``api:value``: query-string text is a Prolog atom, and the atoms
+    ``true``/``false``/``null`` print as the JSON literals (so ``skip=true`` reports ``true``, not ``"true"``)."""
+    if from_query and isinstance(value, str) and value in _QUERY_ATOMS:
+        return _QUERY_ATOMS[value]
+    return value
+
+
 def missing_parameter(name: str) -> ApiError:
     return ApiError({"@type": "api:MissingParameter", "api:parameter": name}, f"Missing parameter: {name}")
 
@@ -74,18 +85,18 @@ class Params:
                 return True
             if value == "false":
                 return False
-            raise bad_parameter(name, BOOLEAN, None if value == "null" else value)
+            raise bad_parameter(name, BOOLEAN, as_parsed(value, True))
         if isinstance(value, bool):
             return value
         raise bad_parameter(name, BOOLEAN, value)
 
     def graph_type(self, name: str = "graph_type") -> str:
-        value, _ = self._raw(name)
+        value, from_query = self._raw(name)
         if value is _MISSING:
             return "instance"
         if value in ("instance", "schema"):
             return str(value)
-        raise bad_parameter(name, GRAPH, None if value == "null" else value)
+        raise bad_parameter(name, GRAPH, as_parsed(value, from_query))
 
     def _integer(self, name: str, default: int | None, non_negative: bool) -> int | None:
         expected = NON_NEGATIVE_INTEGER if non_negative else INTEGER
@@ -101,7 +112,7 @@ class Params:
         elif isinstance(value, int) and not isinstance(value, bool):
             number = value
         if number is None or (non_negative and number < 0):
-            raise bad_parameter(name, expected, None if value == "null" else value)
+            raise bad_parameter(name, expected, as_parsed(value, from_query))
         return number
 
     def non_negative_integer(self, name: str, default: int | None = None) -> int | None:
@@ -112,14 +123,14 @@ class Params:
         return default if result is None else result
 
     def text(self, name: str, *, required: bool = False, non_empty: bool = False) -> str | None:
-        value, _ = self._raw(name)
+        value, from_query = self._raw(name)
         if value is _MISSING:
             if required:
                 raise missing_parameter(name)
             return None
         expected = NON_EMPTY_STRING if non_empty else TEXT
         if not isinstance(value, str) or (non_empty and value == ""):
-            raise bad_parameter(name, expected, value)
+            raise bad_parameter(name, expected, as_parsed(value, from_query))
         return value
 
     def json_value(self, name: str, expected: str) -> Any:
@@ -131,7 +142,7 @@ class Params:
             try:
                 value = json.loads(value)
             except ValueError:
-                raise bad_parameter(name, expected, value) from None
+                raise bad_parameter(name, expected, as_parsed(value, True)) from None
         wanted: type = list if expected == LIST else dict
         if not isinstance(value, wanted):
             raise bad_parameter(name, expected, value)

@@ -5,21 +5,58 @@ names the error envelope TerminusDB uses for it, so handlers only raise errors a
 
 Known differences from TerminusDB
 ---------------------------------
-* ``ValueHash`` ids use the sandbox's own stable content hash (64 hex), not TerminusDB's Prolog-printed hash.
-* Migration ops ``CastClassProperty``, ``ChangeParents`` and ``ChangeKey`` answer HTTP 500
-  (``api:UnhandledErrorResponse``); ``MoveClass`` and ``target`` mode cover only the cases we need.
-* A nested object that is not a subdocument is stored as a reference to a separate document.
+Each item says why it remains. "Not checked" means TerminusDB's source did not settle the detail.
+
+Ids and stored values
+* ``ValueHash`` ids use the sandbox's own stable content hash (64 hex): TerminusDB hashes a Prolog-printed
+  term that cannot be reproduced outside Prolog. Raw JSON documents (``raw_json=true``) get
+  ``JSONDocument/<sha256 of the sorted JSON>`` for the same reason; that they come back from GET with
+  ``@id`` and without ``@type`` is not checked.
 * After a schema change, stored base-type values are not re-parsed against a changed base type; instead every
-  instance (not only the latest layer's) is re-checked for structure - stricter than TerminusDB.
-* Guessed witness shapes (not confirmed against TerminusDB's source): ``not_a_valid_enum``,
-  ``no_choice_is_cardinality_one`` / ``choice_has_too_many_answers`` (TaggedUnion / ``@oneOf``).
-  ``violation_of_diamond_property`` ({"@type", "class", "predicate"}, full IRIs) matches the source.
-* ``compress_ids=false`` expands ids, keys and reference values but leaves enum values short.
-* Exact message texts of ``api:MissingContentTypeErrorResponse`` / ``api:BadContentTypeErrorResponse`` and of
-  a few other errors are paraphrased; types, fields and statuses follow TerminusDB.
-* Squash of a branch without any commit (``api:EmptySquashResponse``) cannot happen: every sandbox branch has
-  a head commit. Diff/apply, WOQL, GraphQL, frames, remotes and user/organisation management are absent.
+  instance (not only the latest layer's) is re-checked for structure - stricter than TerminusDB, which only
+  looks at the latest instance layer.
+* ``compress_ids=false`` expands ids, keys and reference values but leaves enum values short (not checked).
 * Layer ids are random (40 hex, TerminusDB's format); ``_system`` has a fixed data version per process.
+
+Documents
+* A nested document whose id is already stored with different content is refused with
+  ``api:DocumentIdAlreadyExists``; TerminusDB adds the triples (usually failing validation later) - the
+  sandbox keeps whole documents, not triples. In a replace (PUT) nested documents are written whether or
+  not they exist (not checked).
+* A ``Lexical``/``Hash`` key field that names a capture not yet bound is ``api:NotAllCapturesFound``
+  (TerminusDB's behaviour for such forward references is not checked).
+* The ``Foreign`` and ``Table`` type families are not implemented (``api:DocumentElaborationImpossible``).
+* Guessed witness shape (not confirmed against TerminusDB's source): ``not_a_valid_enum``; the TaggedUnion
+  witnesses use the ``@oneOf`` shape (``choice``, ``document``), which is confirmed for ``@oneOf`` only.
+  ``violation_of_diamond_property`` ({"@type", "class", "predicate"}, full IRIs) matches the source.
+* Query by example: malformed queries (unknown property, uncastable value, bad ``@regex``) are 400
+  ``api:QueryError`` with sandbox fields, and a query on the schema graph is
+  ``api:QueryIsOnlySupportedForInstanceGraphs``: TerminusDB's mapping of its ``query_error`` terms is not
+  checked. A value for a ``Set``/``List``/``Array`` property matches any member, and an id for an
+  ``Optional`` link matches that id: how TerminusDB's query expansion treats those ranges is not checked.
+  ``@if-exists`` is not implemented; results come in store order.
+
+HTTP surface
+* An unsupported method on a known route is 405 with a JSON ``api:method_not_allowed`` body; TerminusDB's
+  405 comes from its HTTP library before any TerminusDB code runs, and that body is not checked.
+* Routes TerminusDB has but the sandbox does not implement (``/api/woql``, ``/api/rebase/``,
+  ``/api/optimize/``, ``/api/triples/``, ``/api/schema/`` frames, ``/api/clone/``) answer 501
+  ``api:NotSupportedBySandbox`` - after TerminusDB's content-type and JSON checks on ``woql``/``rebase``.
+  Diff/apply, GraphQL, remotes and user/organisation management are absent (404).
+* A failure of the sandbox itself (a bug) is 500 ``api:ErrorResponse`` / ``api:InternalServerError``; it has
+  no TerminusDB counterpart, but the client always gets JSON and the connection stays usable.
+* ``/api/info`` has TerminusDB's shape, but ``git_hash`` is a fixed placeholder (there is no TerminusDB
+  build behind the sandbox) and the store version is nominal.
+* Exact message texts of ``api:MissingContentTypeErrorResponse`` / ``api:BadContentTypeErrorResponse``,
+  ``api:QueryMissingType``, ``api:NotAllCapturesFound``, ``api:CaptureIdAlreadyBound`` and a few other
+  errors are paraphrased; types, fields and statuses follow TerminusDB.
+
+Migrations and history
+* Migration ops ``CastClassProperty`` and ``ChangeParents`` answer HTTP 500 (``api:UnhandledErrorResponse``);
+  ``MoveClass`` and ``target`` mode cover only the cases we need. ``ChangeKey`` follows TerminusDB's source;
+  that subdocuments of re-inserted instances keep their old ids (as the source reads) is not exercised.
+* Squash of a branch without any commit (``api:EmptySquashResponse``) cannot happen: every sandbox branch has
+  a head commit.
 """
 
 from __future__ import annotations
@@ -37,17 +74,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox import api_branch, api_db, api_documents, api_history, api_migration
+from sandbox import api_branch, api_db, api_documents, api_history, api_migration, api_unsupported
 from sandbox.auth import ANONYMOUS, AuthConfig
 from sandbox.context import App, Call
-from sandbox.errors import UNHANDLED_BODY, ApiError, GenericError, UnhandledError
-from sandbox.faults import FaultRegistry, FaultSpecError, parse_rule
+from sandbox.errors import ApiError, GenericError, SchemaCheckFailure, UnhandledError
+from sandbox.faults import FaultRegistry, FaultRule, FaultSpecError, parse_rule
 from sandbox.store import Store
 from sandbox.wire import (
     Request,
     Response,
     error_response,
     inflate,
+    internal_error,
     json_response,
     method_not_allowed,
     not_found,
@@ -117,11 +155,30 @@ ROUTES: list[Route] = [
     Route("/api/reset/", {"POST": (api_branch.post_reset, api_branch.RESET_ERROR_TYPE)}),
     Route("/api/squash/", {"POST": (api_branch.post_squash, api_branch.SQUASH_ERROR_TYPE)}),
     Route("/api/prefixes/", {"GET": (api_branch.get_prefixes, api_branch.PREFIX_ERROR_TYPE)}),
+    # TerminusDB routes the sandbox does not implement (methods as TerminusDB declares them)
+    Route("/api/woql", {"POST": (api_unsupported.json_not_supported, "api:WoqlErrorResponse")}),
+    Route("/api/woql/", {"POST": (api_unsupported.json_not_supported, "api:WoqlErrorResponse")}),
+    Route("/api/rebase/", {"POST": (api_unsupported.json_not_supported, "api:RebaseErrorResponse")}),
+    Route("/api/optimize/", {"POST": (api_unsupported.not_supported, "api:OptimizeErrorResponse")}),
+    Route(
+        "/api/triples/",
+        {method: (api_unsupported.not_supported, "api:TriplesErrorResponse") for method in ("GET", "POST", "PUT")},
+    ),
+    Route(
+        "/api/schema/",
+        {method: (api_unsupported.not_supported, "api:FrameErrorResponse") for method in ("GET", "POST")},
+    ),
+    Route("/api/clone/", {"POST": (api_unsupported.not_supported, "api:CloneErrorResponse")}),
 ]
 
 
-def dispatch(app: App, request: Request) -> Response:
-    """Route one decoded /api request and turn raised errors into TerminusDB's replies."""
+def dispatch(app: App, request: Request, fault: FaultRule | None = None) -> Response:
+    """Route one decoded /api request and turn raised errors into TerminusDB's replies.
+
+    Whatever goes wrong - including a bug in a handler or in rendering its error - the client gets a JSON
+    reply (500 ``api:ErrorResponse`` at worst), never a dropped connection. ``fault`` is an injected
+    ``raise`` rule: the routed handler raises instead of running.
+    """
     for route in ROUTES:
         rest = route.match(request.path)
         if rest is None:
@@ -135,15 +192,32 @@ def dispatch(app: App, request: Request) -> Response:
         handler, error_type = entry
         try:
             user = app.auth.authenticate(request.header("authorization")) if route.authenticate else ANONYMOUS
+            if fault is not None:
+                _raise_injected(fault)
             return handler(Call(app, request, user, rest))
         except (ApiError, GenericError, UnhandledError) as exc:
             if isinstance(exc, UnhandledError):
                 log.info("unmapped error (HTTP 500): %s", exc.reason)
-            return error_response(exc, error_type, request)
-        except Exception:
+            try:
+                return error_response(exc, error_type, request)
+            except Exception as render_failure:
+                log.exception("internal error while rendering the error of %s %s", request.method, request.path)
+                return internal_error(render_failure)
+        except Exception as exc:
             log.exception("internal error while handling %s %s", request.method, request.path)
-            return json_response(UNHANDLED_BODY, 500)
+            return internal_error(exc)
     return not_found(request.path)
+
+
+class InjectedFault(RuntimeError):
+    """Raised by an injected ``raise`` fault: stands for a bug inside a handler."""
+
+
+def _raise_injected(fault: FaultRule) -> None:
+    if fault.error == "unrenderable":
+        # an error whose witness holds a value JSON cannot encode, as an internal sentinel once did
+        raise SchemaCheckFailure([{"@type": "injected_fault", "value": object()}])
+    raise InjectedFault("injected fault: the handler raised")
 
 
 def sandbox_control(app: App, request: Request) -> Response:
@@ -217,7 +291,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         method = self.command.upper()
         try:
             raw = self._read_raw_body()
-        except (ValueError, OSError):
+        except ValueError:
+            # a malformed length or chunk header: answer, then close (the rest of the stream is unreadable)
+            self.close_connection = True
+            body = {"api:status": "api:failure", "api:message": "The request body framing could not be read"}
+            self._send(json_response(body, 400), method)
+            return
+        except OSError:
             self.close_connection = True
             return
         override = headers.get("x-http-method-override")
@@ -228,12 +308,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(sandbox_control(app, request), method)
             return
         fault = app.faults.take(method, split.path)
+        injected: FaultRule | None = None
         if fault is not None:
             if fault.action == "drop":
                 self.close_connection = True
                 return
             if fault.action == "delay":
                 time.sleep(fault.seconds)
+            elif fault.action == "raise":
+                injected = fault
             else:
                 body = (
                     fault.body
@@ -247,9 +330,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return
         try:
             request.body = inflate(raw, headers.get("content-encoding"))
-            response = dispatch(app, request)
+            response = dispatch(app, request, injected)
         except GenericError as exc:
             response = json_response(exc.body, exc.http_status)
+        except Exception as exc:  # a last line of defence: the client always gets a JSON reply
+            log.exception("internal error while handling %s %s", method, split.path)
+            response = internal_error(exc)
         self._send(response, method)
 
     def _send(self, response: Response, method: str) -> None:

@@ -235,6 +235,23 @@ def require_json_content_type(request: Request) -> None:
         )
 
 
+def internal_error(exc: BaseException) -> Response:
+    """The reply to a failure of the sandbox itself (a bug, not a TerminusDB error): HTTP 500 with a JSON body.
+
+    Only the exception's class is named: its text could echo request data.
+    """
+    return json_response(
+        {
+            "@type": "api:ErrorResponse",
+            "api:status": "api:server_error",
+            "api:error": {"@type": "api:InternalServerError"},
+            "api:message": f"The sandbox failed while handling this request ({type(exc).__name__}); "
+            "this is a bug in the sandbox, not a TerminusDB error.",
+        },
+        500,
+    )
+
+
 def not_found(path: str) -> Response:
     return json_response(
         {"api:status": "api:not_found", "api:path": path, "api:message": f"Path not found: {path}"}, 404

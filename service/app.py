@@ -81,6 +81,7 @@ class Runtime:
             timeout_seconds=config.service.audit_timeout_seconds,
             window_seconds=config.service.audit_batch_window_ms / 1000,
             max_batch=config.service.audit_max_batch,
+            max_in_flight=config.service.audit_max_in_flight,
         )
         self.freeze: FreezeState | None = None
         self._freeze_task: asyncio.Task[None] | None = None

@@ -157,10 +157,24 @@ def test_a_dead_sweeps_claim_is_adopted_at_its_checkpoint(tmp_path: Path) -> Non
     with dlq.claimer("next") as nxt:
         (adopted,) = nxt.recover()
         assert adopted.recovered and adopted.start_offset == 42
-        assert adopted.path.name == "audit_dlq_fallback.jsonl.claimed-next"
+        assert adopted.path.name == "audit_dlq_fallback.jsonl.claimed-next.1"
         nxt.finish(adopted)
     assert not list(tmp_path.glob("audit_dlq_*")), "finish removes the claimed file and its checkpoint"
     assert not list(tmp_path.glob(".audit_dlq_run-*")), "run locks are cleaned up"
+
+
+def test_one_sweep_adopting_two_dead_claims_of_one_source_keeps_both(tmp_path: Path) -> None:
+    dlq = DeadLetterQueue(tmp_path)
+    for run in ("dead1", "dead2"):
+        dlq.append([make_event()])
+        with dlq.claimer(run) as dead:
+            dead.claim()
+            (tmp_path / f"audit_dlq_fallback.jsonl.claimed-{run}.1.offset.tmp").write_text("junk")
+    with dlq.claimer("next") as nxt:
+        adopted = nxt.recover()
+        assert len(adopted) == 2 and len({a.path for a in adopted}) == 2
+        assert sum(len(a.path.read_bytes().splitlines()) for a in adopted) == 2
+    assert not list(tmp_path.glob("*.tmp")), "a torn checkpoint write is not mistaken for a claimed file"
 
 
 def test_reading_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:

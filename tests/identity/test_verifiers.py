@@ -247,3 +247,39 @@ def test_bearer_token_header(header: str | None, reason: str) -> None:
     with pytest.raises(TokenRejected, match=reason):
         bearer_token(header)
     assert bearer_token("Bearer abc.def.ghi") == "abc.def.ghi"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda iam: iam.token(iat=int(__import__("time").time()) + 3600), "not valid yet"),
+        (lambda iam: iam.token(exp="tomorrow"), "'exp' claim is not a number"),
+        (lambda iam: iam.token(audience=None, aud=["other", "third"]), "wrong audience"),
+        (lambda iam: iam.token(omit=["iss"]), "no 'iss'"),
+        (lambda iam: iam.token(omit=["aud"]), "no 'aud'"),
+        (lambda iam: iam.token() + "=", "malformed"),
+        (lambda iam: ".".join(iam.token().split(".")[:2]) + ".", "malformed"),
+    ],
+)
+def test_jwks_registered_claim_and_format_rules(
+    make: Callable[[LocalIssuer], str], reason: str, iam: LocalIssuer
+) -> None:
+    with pytest.raises(TokenRejected, match=reason):
+        JwksVerifier(jwks_settings(iam)).verify_sync(make(iam))
+
+
+def test_jwks_accepts_an_audience_list_and_refuses_crit(iam: LocalIssuer) -> None:
+    verifier = JwksVerifier(jwks_settings(iam))
+    assert verifier.verify_sync(iam.token("u-5", aud=["other", AUDIENCE])).id == "u-5"
+    crit = jwt.encode(
+        {"sub": "u-1", "iss": ISSUER, "aud": AUDIENCE, "exp": 4102444800},
+        iam.rsa_key,
+        algorithm="RS256",
+        headers={"kid": "rsa-1", "crit": ["b64"], "b64": True},
+    )
+    with pytest.raises(TokenRejected, match="crit"):
+        verifier.verify_sync(crit)
+    tampered_header, payload, signature = iam.token("u-6").split(".")
+    forged = _b64({"sub": "admin", "iss": ISSUER, "aud": AUDIENCE, "exp": 4102444800})
+    with pytest.raises(TokenRejected, match="bad signature"):
+        verifier.verify_sync(f"{tampered_header}.{forged}.{signature}")

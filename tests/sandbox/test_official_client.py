@@ -5,11 +5,12 @@
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Set  # noqa: UP035 - the client maps typing.Set, not the builtin, to a Set range
 
 import pytest
 from terminusdb_client import Client, GraphType
 from terminusdb_client.errors import DatabaseError
-from terminusdb_client.schema import DocumentTemplate, Schema
+from terminusdb_client.schema import DocumentTemplate, LexicalKey, Schema
 
 from sandbox.server import SandboxServer
 
@@ -120,3 +121,55 @@ def test_errors_carry_json_and_delete_database(client: Client) -> None:
     name = client.db
     client.delete_database(name, team="admin")
     assert name not in client.list_databases()
+
+
+def test_nested_documents_and_empty_sets_via_document_templates(client: Client) -> None:
+    """The client sends unsaved linked objects as separate documents with ``@capture`` and links them with
+    ``@ref``; an empty Python set becomes ``[]``."""
+    schema = Schema()
+
+    class Member(DocumentTemplate):
+        _schema = schema
+        _key = LexicalKey(["name"])
+        name: str
+
+    class Crew(DocumentTemplate):
+        _schema = schema
+        _key = LexicalKey(["name"])
+        name: str
+        members: Set[Member]  # noqa: UP006
+        tags: Set[str]  # noqa: UP006
+
+    schema.commit(client, commit_msg="crew schema")
+    ada, bob = Member(name="Ada"), Member(name="Bob")
+    ids = client.insert_document(
+        [Crew(name="core", members={ada, bob}, tags=set()), Crew(name="empty", members=set(), tags=set())]
+    )
+    assert {i.removeprefix("terminusdb:///data/") for i in ids} == {
+        "Crew/core",
+        "Crew/empty",
+        "Member/Ada",
+        "Member/Bob",
+    }
+    core = client.get_document("Crew/core")
+    assert sorted(core["members"]) == ["Member/Ada", "Member/Bob"]
+    assert "tags" not in core
+    assert client.get_document("Crew/empty") == {"@id": "Crew/empty", "@type": "Crew", "name": "empty"}
+    assert client.get_document("Member/Ada") == {"@id": "Member/Ada", "@type": "Member", "name": "Ada"}
+
+
+def test_nested_documents_as_plain_dicts(client: Client) -> None:
+    group = {"@type": "Class", "@id": "Group", "people": {"@type": "Set", "@class": "Person"}}
+    client.insert_document([PERSON, group], graph_type=GraphType.SCHEMA)
+    ids = client.insert_document(
+        [
+            {"@type": "Group", "@id": "Group/g", "people": [{"@type": "Person", "name": "Kant"}, {"name": "Hume"}]},
+            {"@type": "Group", "@id": "Group/empty", "people": []},
+        ]
+    )
+    assert ids == ["terminusdb:///data/Group/g", "terminusdb:///data/Group/empty"]
+    assert sorted(client.get_document("Group/g")["people"]) == ["Person/Hume", "Person/Kant"]
+    assert client.get_document("Person/Kant") == {"@id": "Person/Kant", "@type": "Person", "name": "Kant"}
+    assert client.get_document("Group/empty") == {"@id": "Group/empty", "@type": "Group"}
+    found = list(client.query_document({"@type": "Group", "people": {"name": "Hume"}}))
+    assert [d["@id"] for d in found] == ["Group/g"]
