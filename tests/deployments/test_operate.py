@@ -15,7 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,9 @@ class Operation:
 
     def trigger(self, database: str, **parameters: Any) -> FlowRun:
         values = {"database": database, "approval_poll_seconds": 1, "triggered_by": TRIGGER, **parameters}
-        return run_deployment(name=MIGRATION.full_name, parameters=values, timeout=0, poll_interval=1)
+        with get_client(sync_client=True) as client:  # sync: the browser tests run inside Playwright's loop
+            deployment = client.read_deployment_by_name(MIGRATION.full_name)
+            return client.create_flow_run_from_deployment(deployment.id, parameters=values)
 
     def wait_paused(self, flow_run_id: uuid.UUID, *, after_key: str | None = None) -> FlowRun:
         def probe() -> FlowRun | None:
@@ -147,9 +149,11 @@ def answer(flow_run_id: uuid.UUID, **values: Any) -> str:
 
 
 def short_plan(flow_run_id: uuid.UUID) -> str:
-    from prefect.input.actions import read_flow_run_input
+    from prefect.settings import PREFECT_API_URL
 
-    value = read_flow_run_input("approval-plan", flow_run_id=flow_run_id)
+    reply = httpx.get(f"{PREFECT_API_URL.value()}/flow_runs/{flow_run_id}/input/approval-plan", timeout=30)
+    assert reply.status_code == 200, reply.text
+    value = json.loads(reply.text)
     assert isinstance(value, str) and len(value) == 8
     return value
 
@@ -300,3 +304,123 @@ def test_verified_approval_end_to_end(operation: Operation, tmp_path: Path) -> N
             assert token not in text, f"a token is in the {where}"
             assert token.split(".")[2] not in text, f"a token's signature is in the {where}"
     assert "verified as alice" in dump  # the stored answer holds the verdict instead
+
+
+# ------------------------------------------------------------------------------------------------------
+# the same approval in a real browser on the server's UI
+
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+CLIPPED_JS = """(element) => {
+    // an ancestor that scrolls or hides overflow and is smaller than its content clips what it holds
+    for (let node = element.parentElement; node; node = node.parentElement) {
+        const style = getComputedStyle(node);
+        const clips = ['auto', 'scroll', 'hidden'].includes(style.overflowY) ||
+                      ['auto', 'scroll', 'hidden'].includes(style.overflowX);
+        if (clips && (node.scrollHeight > node.clientHeight + 2 || node.scrollWidth > node.clientWidth + 2)) {
+            const box = node.getBoundingClientRect(), mine = element.getBoundingClientRect();
+            if (mine.top < box.top || mine.bottom > box.bottom || mine.right > box.right) return node.className;
+        }
+    }
+    return null;
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    import shutil
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); the browser tests need it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def resume_in_browser(
+    browser: Any, operation: Operation, flow_run_id: uuid.UUID, name: str, fill: Callable[[Any, str], None]
+) -> None:
+    """Open the run in the UI, open the resume dialog, check what the approver must see, answer with ``fill``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    fingerprint = short_plan(flow_run_id)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"{operation.server.ui_url}/v2/runs/flow-run/{flow_run_id}", wait_until="networkidle")
+        try:
+            page.get_by_role("button", name="Open menu").first.click(timeout=30_000)
+            page.get_by_role("menuitem", name="Resume").click(timeout=10_000)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-no-resume.png"), full_page=True)
+            raise
+        dialog = page.get_by_role("dialog")
+        question = dialog.get_by_text("Add the six audit fields to", exact=False).first
+        short = dialog.get_by_text(fingerprint, exact=True).first
+        question.wait_for(state="visible", timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-dialog.png"), full_page=False)
+        for what, locator in (("the question", question), ("the short fingerprint", short)):
+            assert locator.is_visible(), f"{what} is not visible in the resume dialog"
+            clipper = locator.evaluate(CLIPPED_JS)
+            assert clipper is None, f"{what} sits in a clipped scroll box ({clipper})"
+            box = locator.bounding_box()
+            assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, f"{what} is off screen"
+        fill(dialog, fingerprint)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-filled.png"), full_page=False)
+        dialog.get_by_role("button", name="Resume").click()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-answered.png"), full_page=False)
+    finally:
+        page.close()
+
+
+def choose(dialog: Any, decision: str) -> None:
+    dialog.get_by_text("Select", exact=False).first.click()
+    dialog.page.get_by_role("option", name=decision).click()
+
+
+def fill_answer(decision: str, approver: str, comment: str) -> Callable[[Any, str], None]:
+    def fill(dialog: Any, fingerprint: str) -> None:
+        choose(dialog, decision)
+        boxes = dialog.get_by_role("textbox")
+        boxes.nth(0).fill(fingerprint)  # Plan fingerprint
+        boxes.nth(1).fill(approver)  # Your name
+        boxes.nth(2).fill(comment)  # Comment
+
+    return fill
+
+
+def test_browser_approval_completes_the_run(browser: Any, operation: Operation) -> None:
+    database = operation.new_database()
+    run = operation.trigger(database, dry_run=False, triggered_by="someone-else")
+    operation.wait_paused(run.id)
+    resume_in_browser(browser, operation, run.id, "approve", fill_answer("approve", "browser-approver", "ok"))
+    final = operation.wait_final(run.id)
+    assert final.state is not None and final.state.is_completed(), f"{final.state!r}\n{operation.worker.report()}"
+    approval = operation.report_of(run.id)["approval"]
+    assert (approval["approver"], approval["via"], approval["verified"]) == ("browser-approver", "prefect-ui", False)
+    assert set(schema_class(operation.sandbox, database, "OntologyResource")) >= AUDIT_FIELDS
+
+
+def test_browser_rejection_cancels_the_run(browser: Any, operation: Operation) -> None:
+    database = operation.new_database()
+    run = operation.trigger(database, dry_run=False)
+    operation.wait_paused(run.id)
+    resume_in_browser(browser, operation, run.id, "reject", fill_answer("reject", "browser-approver", "no"))
+    final = operation.wait_final(run.id)
+    assert final.state is not None and final.state.is_cancelled(), repr(final.state)
+    assert "_created_by" not in schema_class(operation.sandbox, database, "OntologyResource")
