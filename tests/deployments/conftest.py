@@ -76,6 +76,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{state / 'prefect.db'}",
         # the UI (for the browser tests) is built into this folder, not into the installed package
         PREFECT_SERVER_UI_STATIC_DIRECTORY=str(state / "ui"),
+        PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",  # what the browser's UI calls (default: port 4200)
     )
     command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     process = BackgroundProcess.start("prefect-server", command, env=env, cwd=state, log_dir=state)
