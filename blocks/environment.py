@@ -88,8 +88,8 @@ def resolve_terminus(env: str) -> ResolvedTerminus:
     if env == LOCAL_ENV:
         return ResolvedTerminus(load_settings(TerminusSettings), "local defaults")
     raise ConfigError(
-        f"Nothing configures TerminusDB for environment '{env}'. Either create the blocks "
-        f"(set TERMINUS_DB_URL and its credentials, then run: oms-audit blocks create --env {env}), "
+        f"Nothing configures TerminusDB for environment '{env}'. Either save a TerminusDB connection block "
+        f"named '{env}' (set TERMINUS_DB_URL and its credentials, then run: oms-audit blocks create --env {env}), "
         "or set TERMINUS_DB_URL (with TERMINUS_DB_TOKEN, or TERMINUS_DB_USER and TERMINUS_DB_PASSWORD) "
         f"where the run executes. Only --env {LOCAL_ENV} falls back to the local defaults (http://127.0.0.1:6363).",
         variable="TERMINUS_DB_URL",
