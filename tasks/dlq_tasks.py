@@ -322,6 +322,9 @@ def open_sink(env: str) -> AuditSink:
     """The environment's audit sink: AUDIT_BACKEND_URL when set, else the metadata database of ``env``."""
     from blocks.environment import resolve_terminus
     from core.audit import open_audit_sink
-    from core.settings import AuditSinkSettings
+    from core.settings import AuditSinkSettings, TerminusSettings
 
-    return open_audit_sink(load_settings(AuditSinkSettings), resolve_terminus(env).settings)
+    sink = resolve_settings(env, AuditSinkSettings)
+    # an external backend needs no TerminusDB: do not demand one for this environment
+    terminus = load_settings(TerminusSettings) if sink.backend_url else resolve_terminus(env).settings
+    return open_audit_sink(sink, terminus)
