@@ -102,14 +102,22 @@ def child(mode: str, directory: Path, count: int, url: str | None, meta: str | N
     else:
         raise SystemExit(f"unknown mode {mode}")
     elapsed = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "mode": mode,
         "events": count,
         "seconds": elapsed,
         "events_per_s": count / elapsed,
-        "peak_mib": peak_kib / 1024,
+        "peak_mib": peak_rss_mib(),
     }
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM). Not ``getrusage``'s ru_maxrss: Linux carries that over from the
+    parent across exec, so it reported the parent's (here: the sandbox's) size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _bulk(sink: MetadataAuditSink, docs: list[dict[str, Any]]) -> None:

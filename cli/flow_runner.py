@@ -27,6 +27,7 @@ from prefect.states import Cancelled, State
 
 from core.errors import OmsAuditError
 from tasks.approval import answer_paused_run
+from tasks.stop_request import clear_stop_request, request_stop
 
 Answer = Callable[..., dict[str, Any] | None]
 """Given the plan's markdown, return the run input: decision, approver, comment, via. An answer with a true
@@ -75,6 +76,17 @@ def _read_run(flow_run_id: UUID) -> FlowRun:
         return client.read_flow_run(flow_run_id)
 
 
+def _is_paused(flow_run_id: UUID | None) -> bool:
+    """Whether the run waits for an answer (it would never reach a step boundary by itself)."""
+    if flow_run_id is None:
+        return False
+    try:
+        state = _read_run(flow_run_id).state
+    except Exception:  # the API is gone (e.g. the same Ctrl-C stopped it): nothing to wait for
+        return True
+    return state is not None and state.is_paused()
+
+
 def _mark_interrupted(flow_run_id: UUID | None) -> None:
     """Ctrl-C: this process (and the flow thread with it) is about to end, so record the run as Cancelled.
 
@@ -110,10 +122,16 @@ def run_flow(
     *,
     answer: Answer | None,
     on_tick: Callable[[UUID | None], None] = lambda _run_id: None,
+    on_stop_requested: Callable[[], None] = lambda: None,
     poll_seconds: float = 0.5,
 ) -> FlowOutcome:
     """Run ``flow_fn(**parameters)``; answer its pause with ``answer`` (None: never answer, let it time out);
-    call ``on_tick`` while it runs."""
+    call ``on_tick`` while it runs.
+
+    A first Ctrl-C while the run works asks it to stop at its next step boundary (``on_stop_requested``
+    tells the user): the type being patched finishes, the books are closed, the lease released, and the run
+    ends Cancelled. A Ctrl-C while it is paused, or a second one, ends it here and now (Cancelled too).
+    """
     result: dict[str, Any] = {}
     _quiet_expected_failures()
 
@@ -122,19 +140,26 @@ def run_flow(
 
     watched = flow_fn.with_options(on_running=[*flow_fn.on_running_hooks, remember_run])
 
+    done = threading.Event()
+
     def work() -> None:
         try:
             result["state"] = watched(**parameters, return_state=True)
         except BaseException as exc:  # surfaced to the caller below, never swallowed
             result["error"] = exc
+        finally:
+            done.set()
 
+    clear_stop_request()
     worker = threading.Thread(target=work, name="oms-audit-flow", daemon=True)
     worker.start()
     flow_run_id: UUID | None = None
     answered: dict[str, Any] | None = None
-    try:
-        while worker.is_alive():
-            worker.join(poll_seconds)
+    stopping = False
+    # An Event, not Thread.join: a join interrupted by Ctrl-C can leave is_alive() False for a live thread.
+    while not done.is_set():
+        try:
+            done.wait(poll_seconds)
             flow_run_id = result.get("flow_run_id")
             on_tick(flow_run_id)
             if flow_run_id is None or answered is not None or answer is None:
@@ -146,9 +171,13 @@ def run_flow(
                 answered = _ask(answer, str(description), flow_run_id) or {}
                 if answered:
                     _resume(flow_run_id, keyset, answered)
-    except KeyboardInterrupt:
-        _mark_interrupted(result.get("flow_run_id"))
-        raise
+        except KeyboardInterrupt:
+            if stopping or _is_paused(result.get("flow_run_id")):
+                _mark_interrupted(result.get("flow_run_id"))
+                raise
+            stopping = True
+            request_stop("Ctrl-C at the terminal")
+            on_stop_requested()
     on_tick(flow_run_id)
     if "error" in result:
         raise result["error"]

@@ -23,7 +23,7 @@ from . import service_commands
 from .approve_command import approve
 from .block_commands import blocks_app
 from .dlq import dlq_app
-from .outcome import EXIT_OK, EXIT_USAGE, exit_code, failure_of, find_report
+from .outcome import EXIT_OK, EXIT_USAGE, exit_code, exit_code_of, failure_of, find_report
 from .prefect_api import start_prefect_api
 from .prompt import TerminalAnswer
 from .render import console, err_console, plan_table, summary_table
@@ -117,6 +117,26 @@ def check_configuration(env: str, *, database: str | None = None, branch: str | 
         raise fail(str(exc)) from exc
 
 
+EXIT_INTERRUPTED = 130  # killed by SIGINT, as a shell reports it
+
+
+def say_stopping() -> None:
+    err_console.print(
+        "[yellow]Ctrl-C: stopping after the step in progress (the type being patched finishes and is "
+        "recorded; the lease is released). Press Ctrl-C again to abort at once.[/yellow]"
+    )
+
+
+def aborted() -> typer.Exit:
+    """A second Ctrl-C: the run is marked Cancelled and this process ends now."""
+    return fail(
+        "aborted at the terminal; the run was marked Cancelled and its lease is taken over by the next run. "
+        "A schema change in flight may still land. Run the same command again: it finishes the job and "
+        "validates the result.",
+        EXIT_INTERRUPTED,
+    )
+
+
 def finish(state: Any, reports_dir: Path, run_id: Any, prefix: str, *, show_plan: bool) -> None:
     path = find_report(reports_dir, run_id, prefix)
     report: dict[str, Any] = {}
@@ -176,8 +196,14 @@ def migrate(
     }
     try:
         outcome = run_flow(
-            audit_fields_migration, parameters, answer=TerminalAnswer(yes=yes, what="plan"), on_tick=view.tick
+            audit_fields_migration,
+            parameters,
+            answer=TerminalAnswer(yes=yes, what="plan"),
+            on_tick=view.tick,
+            on_stop_requested=say_stopping,
         )
+    except KeyboardInterrupt:
+        raise aborted() from None
     finally:
         view.stop()
     finish(outcome.state, directory, outcome.flow_run_id, REPORT_PREFIX, show_plan=True)
@@ -214,7 +240,15 @@ def rollback(
         "triggered_by": getpass.getuser(),
     }
     console.print(f"Rolling back the run of {report.name}…")
-    outcome = run_flow(audit_fields_rollback, parameters, answer=TerminalAnswer(yes=yes, what="rollback"))
+    try:
+        outcome = run_flow(
+            audit_fields_rollback,
+            parameters,
+            answer=TerminalAnswer(yes=yes, what="rollback"),
+            on_stop_requested=say_stopping,
+        )
+    except KeyboardInterrupt:
+        raise aborted() from None
     finish(outcome.state, directory, outcome.flow_run_id, ROLLBACK_REPORT_PREFIX, show_plan=False)
 
 
@@ -242,7 +276,7 @@ def history(
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     except OmsAuditError as exc:
-        raise fail(str(exc), 1) from exc
+        raise fail(str(exc), exit_code_of(exc)) from exc
     table = Table(title=f"Migration runs ({settings.meta_database})")
     for column in (
         "started",

@@ -7,20 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from core.errors import (
-    ApprovalRejected,
-    AuthenticationFailed,
-    BranchNotFound,
-    ConfigError,
-    DatabaseNotFound,
-    LeaseHeld,
-    PermissionDenied,
-    PlanConflict,
-    RollbackRefused,
-    SchemaDrift,
-    StaleApproval,
-    UnknownTypes,
-)
+from core.errors import ErrorCategory, category_of
 
 if TYPE_CHECKING:
     from prefect.states import State
@@ -30,9 +17,17 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_STOPPED = 3
 
-STOPPED = (SchemaDrift, LeaseHeld, StaleApproval, PlanConflict, ApprovalRejected, RollbackRefused)
-# Wrong names, wrong credentials, missing rights: the command or its configuration must change, not the data.
-USAGE = (ConfigError, UnknownTypes, AuthenticationFailed, PermissionDenied, DatabaseNotFound, BranchNotFound)
+#: the exit code of each error category (core.errors classifies; nothing here lists error types)
+EXIT_CODES: dict[ErrorCategory, int] = {
+    "transient": EXIT_FAILED,  # retries ran out
+    "failed": EXIT_FAILED,
+    "usage": EXIT_USAGE,
+    "stopped": EXIT_STOPPED,
+}
+
+
+def exit_code_of(error: BaseException) -> int:
+    return EXIT_CODES[category_of(error)]
 
 
 def failure_of(state: State[Any]) -> BaseException | None:
@@ -50,11 +45,7 @@ def exit_code(state: State[Any]) -> int:
     if state.is_cancelled():
         return EXIT_STOPPED  # rejected by the approver
     error = failure_of(state)
-    if isinstance(error, USAGE):
-        return EXIT_USAGE
-    if isinstance(error, STOPPED):
-        return EXIT_STOPPED
-    return EXIT_FAILED
+    return EXIT_FAILED if error is None else exit_code_of(error)
 
 
 def find_report(directory: Path, run_id: UUID | None, prefix: str) -> Path | None:

@@ -5,11 +5,11 @@ this process's group, and only once something asks for it. Starting it here inst
 
 - **it starts at once, in parallel**: :func:`start_prefect_api` launches the server and returns; the caller
   imports Prefect and the flows (seconds of CPU) while it boots, and :meth:`PrefectApi.wait` waits for it;
-- **Ctrl-C does not kill it**: it runs in its own session, so the terminal's SIGINT reaches the CLI only,
+- **Ctrl-C does not kill it**: it runs in its own process group, so the terminal's SIGINT reaches the CLI only,
   which can still record what happened through the API before it stops the server;
 - **the next command reuses it**: it stays up ``OMS_AUDIT_LOCAL_API_IDLE_SECONDS`` (default 600) after the
-  last request and is found again through a small state file in ``PREFECT_HOME``, so only the first command
-  of a session pays for the start. ``0`` stops it with the command that started it.
+  last request and is found again through a small state file in ``PREFECT_HOME``, so only the first of a
+  series of commands pays for the start. ``0`` stops it with the command that started it.
 
 Nothing here imports Prefect: that is the point of the module.
 """

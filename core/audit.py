@@ -30,11 +30,10 @@ from core.metadata_db import (
     METADATA_AUTHOR,
     METADATA_BRANCH,
     ensure_metadata_db,
-    format_datetime,
     metadata_gateway,
-    parse_datetime,
 )
 from core.settings import AuditSinkSettings, TerminusSettings, load_settings
+from core.timestamps import format_utc, parse_utc
 
 __all__ = [
     "Actor",
@@ -49,7 +48,7 @@ __all__ = [
 
 def _utc_text(value: datetime) -> str:
     """ISO-8601 in UTC with a ``Z``, as the DLQ line format says."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_utc(value)
 
 
 class Actor(BaseModel):
@@ -180,12 +179,12 @@ def event_document(event: AuditEvent, *, recorded_at: datetime) -> dict[str, Any
     doc: dict[str, Any] = {
         "@type": AUDIT_EVENT,
         "event_id": event.event_id,
-        "occurred_at": format_datetime(event.occurred_at),
+        "occurred_at": format_utc(event.occurred_at),
         "action": event.action,
         "actor_id": event.actor.id,
         "actor_kind": event.actor.kind,
         "success": event.success,
-        "recorded_at": format_datetime(recorded_at),
+        "recorded_at": format_utc(recorded_at),
     }
     if event.resource_type is not None:
         doc["resource_type"] = event.resource_type
@@ -206,7 +205,7 @@ def event_from_document(doc: dict[str, Any]) -> AuditEvent:
     actor_extra = extra.pop("actor", {}) if isinstance(extra.get("actor"), dict) else {}
     return AuditEvent(
         event_id=doc["event_id"],
-        occurred_at=parse_datetime(doc["occurred_at"]),
+        occurred_at=parse_utc(doc["occurred_at"]),
         action=doc["action"],
         resource_type=doc.get("resource_type"),
         resource_id=doc.get("resource_id"),
@@ -286,15 +285,15 @@ class MetadataAuditSink:
                     for doc in self._iter_docs()
                     if (actor is None or doc.get("actor_id") == actor)
                     and (resource_type is None or doc.get("resource_type") == resource_type)
-                    and (since is None or parse_datetime(doc["occurred_at"]) >= since)
+                    and (since is None or parse_utc(doc["occurred_at"]) >= since)
                 ),
-                key=lambda item: (parse_datetime(item[0]), item[1]),
+                key=lambda item: (parse_utc(item[0]), item[1]),
                 reverse=True,
             )
         except TerminusError as exc:
             raise self._unavailable(exc) from None
         if after is not None:
-            matching = [m for m in matching if (parse_datetime(m[0]), m[1]) < after]
+            matching = [m for m in matching if (parse_utc(m[0]), m[1]) < after]
         page = matching[:limit]
         next_cursor = None
         if len(matching) > limit and page:
@@ -316,7 +315,7 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     try:
         if not sep:
             raise ValueError(cursor)
-        return parse_datetime(stamp), event_id
+        return parse_utc(stamp), event_id
     except ValueError:
         raise InvalidCursor(cursor) from None
 

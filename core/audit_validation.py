@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from core.audit_fields import AUDIT_FIELDS
@@ -17,6 +17,7 @@ from core.migration_report import ValidationCheck, ValidationSection
 from core.schema_analysis import SchemaAnalysis, TypeAction, analyze_schema
 from core.stamping import stamp_update
 from core.terminus import TerminusGateway
+from core.timestamps import utc_now
 
 
 def check_fields_in_place(planned: Iterable[str], after: SchemaAnalysis) -> ValidationCheck:
@@ -83,7 +84,7 @@ def check_sample_write(
     gateway.create_branch(scratch)
     try:
         # The sample is an existing document being changed: the write path's update rule, nothing special.
-        stamped = stamp_update(sample, sample, _ServiceAccount(service_account), datetime.now(UTC))
+        stamped = stamp_update(sample, sample, _ServiceAccount(service_account), utc_now())
         stamp = {name: value for name, value in stamped.items() if name in AUDIT_FIELDS}
         gateway.replace_documents(
             [stamped], author=service_account, message=f"audit-fields validation {run_id}", branch=scratch

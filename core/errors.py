@@ -1,50 +1,54 @@
-"""Every failure oms-audit raises on purpose, and what to do about each.
+"""Every failure oms-audit raises on purpose, what to do about each, and what kind of failure it is.
 
-    OmsAuditError
-     ├── ConfigError                  bad or missing configuration (the CLI exits with code 2)
-     ├── TerminusError                anything from TerminusDB; .url (never credentials),
+    OmsAuditError                                                                    category
+     ├── ConfigError                  bad or missing configuration                      usage
+     ├── TerminusError                anything from TerminusDB; .url (never credentials), failed
      │    │                           .status (int | None), .api_type, .api_message
-     │    ├── TerminusUnreachable     connection refused / reset / dropped mid-reply, DNS failure
-     │    │    └── TerminusTimeout    connect or read timeout (raise TERMINUS_DB_TIMEOUT_SECONDS)
-     │    ├── AuthenticationFailed    401: wrong TERMINUS_DB_USER / TERMINUS_DB_PASSWORD or TERMINUS_DB_TOKEN
-     │    ├── PermissionDenied        403: the database user needs schema:admin
-     │    ├── NotFound
-     │    │    ├── DatabaseNotFound   .database
-     │    │    ├── BranchNotFound     .branch
-     │    │    └── DocumentNotFound   .document_id
-     │    ├── SchemaCheckFailed       400 schema check: .witnesses, message summarises the first ones
-     │    ├── DataVersionConflict     optimistic concurrency lost (TerminusDB-Data-Version changed)
-     │    ├── AlreadyExists           document / database / branch already there
-     │    ├── RequestRejected         any other 4xx (e.g. api:SchemaOperationFailed)
-     │    └── TerminusServerError     5xx (api:UnhandledErrorResponse …)
-     ├── MigrationError               the migration or rollback stopped on purpose
-     │    ├── PlanConflict            a class already has an audit field with another range
-     │    ├── UnknownTypes            include/exclude names a type the schema does not have
-     │    ├── SchemaDrift             the schema changed since the plan was approved
-     │    ├── LeaseHeld               another migration run holds the database's lease
-     │    ├── ApprovalRejected        the approver said no
-     │    ├── ApprovalTimedOut        nobody answered in time
-     │    ├── StaleApproval           the approval was given for another plan
-     │    ├── MigrationValidationFailed  after patching, a validation check failed
-     │    └── RollbackRefused         a rollback would be unsafe or meaningless
-     └── AuditError                   audit delivery, the DLQ, its metrics and alerts
-          ├── AuditSinkUnavailable    the audit sink cannot be reached at all (transient; events stay in the DLQ)
-          ├── DlqWriteFailed          a DLQ file cannot be written: folder missing, not writable, disk full
-          ├── DlqUnavailable          the DLQ folder cannot be read (missing / not a folder / no permission)
-          ├── MetricsPushFailed       the Pushgateway is down or refused the push (the sweep itself is done)
-          └── AlertDeliveryFailed     the alert webhook failed (its URL is a secret and never shown)
+     │    ├── TerminusUnreachable     connection refused / reset / dropped, DNS failure transient
+     │    │    └── TerminusTimeout    connect or read timeout                           transient
+     │    ├── AuthenticationFailed    401: wrong user/password or TERMINUS_DB_TOKEN     usage
+     │    ├── PermissionDenied        403: the database user needs schema:admin         usage
+     │    ├── NotFound                404                                               failed
+     │    │    ├── DatabaseNotFound   .database                                         usage
+     │    │    ├── BranchNotFound     .branch                                           usage
+     │    │    └── DocumentNotFound   .document_id                                      failed
+     │    ├── SchemaCheckFailed       400 schema check: .witnesses summarised           failed
+     │    ├── DataVersionConflict     optimistic concurrency lost (data version moved)  transient
+     │    ├── AlreadyExists           document / database / branch already there        failed
+     │    ├── RequestRejected         any other 4xx (e.g. api:SchemaOperationFailed)    failed
+     │    └── TerminusServerError     5xx: 502/503/504 or an untyped 500                transient
+     │                                TerminusDB's own typed 500 (api:UnhandledErrorResponse,
+     │                                e.g. violation_of_diamond_property): deterministic failed
+     ├── MigrationError               the migration or rollback stopped on purpose      failed
+     │    ├── PlanConflict            a class has an audit field with another range     stopped
+     │    ├── UnknownTypes            include/exclude names a type the schema lacks     usage
+     │    ├── SchemaDrift             the schema changed since the plan was approved    stopped
+     │    ├── LeaseHeld               another run holds the database's lease            stopped
+     │    ├── LeaseLost               our lease was taken over or removed               stopped
+     │    ├── RunInterrupted          stopped from outside (Ctrl-C) between two steps   stopped
+     │    ├── ApprovalTimedOut        nobody answered in time                           failed
+     │    ├── StaleApproval           the approval was given for another plan           stopped
+     │    ├── MigrationValidationFailed  after patching, a validation check failed      failed
+     │    └── RollbackRefused         a rollback would be unsafe or meaningless         stopped
+     ├── AuditError                   audit delivery, the DLQ, its metrics and alerts   failed
+     │    ├── AuditSinkUnavailable    the audit sink cannot be reached (events go to the DLQ) transient
+     │    ├── DlqWriteFailed          a DLQ file cannot be written: missing, read-only, full transient
+     │    ├── DlqUnavailable          the DLQ folder cannot be read                     usage
+     │    ├── MetricsPushFailed       the Pushgateway is down or refused the push       failed
+     │    ├── AlertDeliveryFailed     the alert webhook failed (its URL is never shown) failed
+     │    └── AuditUndeliverable      neither the sink nor the DLQ took the event: write refused transient
+     ├── IdentityError               a caller's token could not be made a principal    usage
+     │    ├── TokenRejected          a verdict: not valid (.reason: expired, audience…) usage
+     │    ├── IamUnavailable         no verdict: IAM timed out, 5xx or nonsense        transient
+     │    └── IamNotConfigured       neither IAM_JWKS_URL nor IAM_SERVICE_URL is set   usage
+     ├── AccessDenied                verified, but lacks the role it needs (.required) usage
+     └── WritesFrozen                a rollback holds the write freeze; reads go on    transient
 
-    OmsAuditError (write path: identity, audit delivery, the write freeze)
-     ├── IdentityError               a caller's token could not be turned into a principal
-     │    ├── TokenRejected          a verdict: the token is not valid (.reason: expired, wrong audience …)
-     │    ├── IamUnavailable         no verdict: IAM timed out, failed (5xx) or answered nonsense; retry later
-     │    └── IamNotConfigured       neither IAM_JWKS_URL nor IAM_SERVICE_URL is set: every token is refused
-     ├── AccessDenied                verified, but the principal lacks what the operation needs (.required)
-     ├── AuditError
-     │    └── AuditUndeliverable     the audit event reached neither the sink nor the DLQ: the write is refused
-     └── WritesFrozen                a rollback holds the write freeze (.reason, .set_by); reads go on
-
-``is_transient(exc)`` says which of them are worth a retry (used as Prefect's ``retry_condition_fn``).
+The category is the one classification everything that reacts to an error reads (DESIGN §8):
+``transient`` — retrying the same call may succeed (:func:`is_transient`, the retry policies; HTTP 503);
+``usage`` — the command or its configuration must change (CLI exit 2, HTTP 400); ``stopped`` — the run
+stopped on purpose and changed nothing it should not have (exit 3, history ``stopped``, HTTP 409);
+``failed`` — anything else (exit 1, HTTP 500). :func:`category_of` answers for any exception, ours or not.
 Messages name what is wrong and what to do; none of them ever carries a token or a password.
 """
 
@@ -53,13 +57,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
+    "HTTP_STATUS",
     "AccessDenied",
     "AlertDeliveryFailed",
     "AlreadyExists",
-    "ApprovalRejected",
     "ApprovalTimedOut",
     "AuditError",
     "AuditSinkUnavailable",
@@ -72,10 +76,12 @@ __all__ = [
     "DlqUnavailable",
     "DlqWriteFailed",
     "DocumentNotFound",
+    "ErrorCategory",
     "IamNotConfigured",
     "IamUnavailable",
     "IdentityError",
     "LeaseHeld",
+    "LeaseLost",
     "MetricsPushFailed",
     "MigrationError",
     "MigrationValidationFailed",
@@ -85,6 +91,7 @@ __all__ = [
     "PlanConflict",
     "RequestRejected",
     "RollbackRefused",
+    "RunInterrupted",
     "SchemaCheckFailed",
     "SchemaDrift",
     "StaleApproval",
@@ -95,9 +102,14 @@ __all__ = [
     "TokenRejected",
     "UnknownTypes",
     "WritesFrozen",
+    "category_of",
+    "http_status_of",
     "is_transient",
     "summarize_witnesses",
 ]
+
+ErrorCategory = Literal["transient", "usage", "stopped", "failed"]
+"""What kind of failure an error is; see the module docstring."""
 
 SANDBOX_HINT = (
     "Start a local server with `oms-audit sandbox` (or `python -m sandbox --port 6363`), "
@@ -121,6 +133,9 @@ def _rebuild(cls: type[OmsAuditError], args: tuple[Any, ...], state: dict[str, A
 class OmsAuditError(Exception):
     """Base of every error oms-audit raises on purpose."""
 
+    #: what kind of failure this is (a class default; an instance may be more precise, see TerminusServerError)
+    category: ErrorCategory = "failed"
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take keyword arguments, which Exception's default pickling loses; Prefect may pickle
         # a failed task's exception, so rebuild from the message and attributes instead of calling __init__.
@@ -129,6 +144,8 @@ class OmsAuditError(Exception):
 
 class ConfigError(OmsAuditError):
     """Configuration is missing or malformed; ``variable`` names the setting when known."""
+
+    category: ErrorCategory = "usage"
 
     def __init__(self, message: str, *, variable: str | None = None) -> None:
         super().__init__(message)
@@ -161,6 +178,8 @@ class TerminusError(OmsAuditError):
 class TerminusUnreachable(TerminusError):
     """No usable reply: refused, reset, dropped mid-reply, or the name does not resolve."""
 
+    category: ErrorCategory = "transient"
+
     def __init__(self, url: str, *, reason: str) -> None:
         super().__init__(f"Cannot reach TerminusDB at {url} ({reason}). {SANDBOX_HINT}", url=url)
         self.reason = reason
@@ -184,6 +203,8 @@ class TerminusTimeout(TerminusUnreachable):
 class AuthenticationFailed(TerminusError):
     """401: the credentials were not accepted."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, url: str, *, using_token: bool, api_message: str | None = None) -> None:
         fix = (
             "Check TERMINUS_DB_TOKEN (it may have expired)."
@@ -203,6 +224,8 @@ class AuthenticationFailed(TerminusError):
 class PermissionDenied(TerminusError):
     """403: authenticated, but not allowed to do this."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, url: str, *, detail: str | None = None) -> None:
         said = _clause(detail)
         super().__init__(
@@ -220,6 +243,8 @@ class NotFound(TerminusError):
 
 
 class DatabaseNotFound(NotFound):
+    category: ErrorCategory = "usage"
+
     def __init__(self, database: str, *, url: str | None = None, api_message: str | None = None) -> None:
         super().__init__(
             f"Database '{database}' does not exist on {url or 'the server'}. Create it first, or set "
@@ -233,6 +258,8 @@ class DatabaseNotFound(NotFound):
 
 
 class BranchNotFound(NotFound):
+    category: ErrorCategory = "usage"
+
     def __init__(
         self,
         branch: str,
@@ -319,6 +346,8 @@ class SchemaCheckFailed(TerminusError):
 class DataVersionConflict(TerminusError):
     """The branch moved between our read and our write (``TerminusDB-Data-Version`` mismatch)."""
 
+    category: ErrorCategory = "transient"
+
     def __init__(self, *, requested: str | None = None, actual: str | None = None, url: str | None = None) -> None:
         versions = f" (expected {requested}, now {actual})" if requested or actual else ""
         super().__init__(
@@ -362,8 +391,14 @@ class RequestRejected(TerminusError):
         )
 
 
+#: how TerminusDB types its own 500 (the reply's ``@type``, or the ``api:error`` inside it)
+DETERMINISTIC_SERVER_ERRORS = frozenset({"api:UnhandledErrorResponse", "api:InternalServerError"})
+
+
 class TerminusServerError(TerminusError):
     """5xx: the server failed; often temporary, sometimes an unmapped error of a bad request."""
+
+    category: ErrorCategory = "transient"
 
     def __init__(
         self,
@@ -374,14 +409,25 @@ class TerminusServerError(TerminusError):
         url: str | None = None,
     ) -> None:
         said = _clause(api_message)
+        # TerminusDB answers an error it has no mapping for (e.g. violation_of_diamond_property) with its own
+        # typed 500: the same request fails the same way again. Gateways and proxies answer 502/503/504,
+        # or an untyped 500, when the server is away for a moment: those are worth a retry.
+        deterministic = status == 500 and api_type in DETERMINISTIC_SERVER_ERRORS
+        advice = (
+            "TerminusDB could not carry out this request (its own unmapped error, e.g. a diamond-property "
+            "violation); retrying will not help: check the server log for the cause."
+            if deterministic
+            else "Retry later; if it persists, check the server log (an unmapped error can also mean the "
+            "request itself is invalid)."
+        )
         super().__init__(
-            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. Retry later; if it persists, "
-            "check the server log (an unmapped error can also mean the request itself is invalid).",
+            f"TerminusDB at {url or 'the server'} failed (HTTP {status}){said}. {advice}",
             url=url,
             status=status,
             api_type=api_type,
             api_message=api_message,
         )
+        self.category = "failed" if deterministic else "transient"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -402,6 +448,8 @@ class PlanConflict(MigrationError):
     ``conflicts`` are objects or dicts with ``class_name``, ``field``, ``expected`` and ``found``.
     """
 
+    category: ErrorCategory = "stopped"
+
     def __init__(self, conflicts: list[Any]) -> None:
         listed = "; ".join(
             f"{_field(c, 'class_name')}.{_field(c, 'field')} (expected {_field(c, 'expected')}, "
@@ -419,6 +467,8 @@ class PlanConflict(MigrationError):
 class UnknownTypes(MigrationError):
     """include/exclude named types the schema does not have."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, unknown: Iterable[str], known: Iterable[str]) -> None:
         self.unknown = sorted(unknown)
         self.known = sorted(known)
@@ -431,6 +481,8 @@ class UnknownTypes(MigrationError):
 
 class SchemaDrift(MigrationError):
     """The schema or head commit changed since the plan was approved."""
+
+    category: ErrorCategory = "stopped"
 
     def __init__(self, expected_fingerprint: str, actual_fingerprint: str, *, changes: Iterable[str] = ()) -> None:
         changed = list(changes)
@@ -447,6 +499,8 @@ class SchemaDrift(MigrationError):
 class LeaseHeld(MigrationError):
     """Another migration run holds this database's lease."""
 
+    category: ErrorCategory = "stopped"
+
     def __init__(self, holder: str, expires_at: datetime, database: str) -> None:
         super().__init__(
             f"Another migration run ({holder}) holds the lease on database '{database}' until "
@@ -457,17 +511,35 @@ class LeaseHeld(MigrationError):
         self.database = database
 
 
-class ApprovalRejected(MigrationError):
-    """The approver rejected the plan."""
+class LeaseLost(MigrationError):
+    """Our lease was taken over by another run or removed; the work it protected must stop."""
 
-    def __init__(self, approver: str | None, comment: str | None) -> None:
-        said = _clause(comment)
+    category: ErrorCategory = "stopped"
+
+    def __init__(self, database: str, run_id: str, *, reason: str) -> None:
         super().__init__(
-            f"The plan was rejected by {approver or 'an approver'}{said}. Nothing was changed; address the "
-            "comment and run the dry run again."
+            f"Run {run_id} lost the migration lease on database '{database}': {reason}. "
+            "Stop this run; check the run history for what was applied and re-run to resume."
         )
-        self.approver = approver
-        self.comment = comment
+        self.database = database
+        self.run_id = run_id
+        self.reason = reason
+
+
+class RunInterrupted(MigrationError):
+    """The run was asked to stop (Ctrl-C at the terminal); it stopped between two steps, nothing half-done."""
+
+    category: ErrorCategory = "stopped"
+
+    def __init__(self, how: str, *, applied: int | None = None, total: int | None = None) -> None:
+        done = f" {applied} of {total} types were patched before it stopped." if total else ""
+        super().__init__(
+            f"The run was interrupted ({how}) and stopped after the step in progress.{done} "
+            "Run the same command again: it finishes the job and validates the result."
+        )
+        self.how = how
+        self.applied = applied
+        self.total = total
 
 
 class ApprovalTimedOut(MigrationError):
@@ -483,6 +555,8 @@ class ApprovalTimedOut(MigrationError):
 
 class StaleApproval(MigrationError):
     """The approval answered a plan with another fingerprint than the one about to run."""
+
+    category: ErrorCategory = "stopped"
 
     def __init__(self, *, approved: str, current: str) -> None:
         super().__init__(
@@ -507,6 +581,8 @@ class MigrationValidationFailed(MigrationError):
 class RollbackRefused(MigrationError):
     """The requested rollback would be unsafe or would do nothing; the message says what to do instead."""
 
+    category: ErrorCategory = "stopped"
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
 
@@ -522,6 +598,8 @@ class AuditError(OmsAuditError):
 class AuditSinkUnavailable(AuditError):
     """The audit sink cannot be reached at all (transient); the caller keeps the events (DLQ)."""
 
+    category: ErrorCategory = "transient"
+
     def __init__(self, sink: str, *, reason: str) -> None:
         super().__init__(
             f"Cannot deliver audit events to {sink} ({reason}). The events stay in the dead-letter queue; "
@@ -533,6 +611,8 @@ class AuditSinkUnavailable(AuditError):
 
 class DlqWriteFailed(AuditError):
     """A DLQ file cannot be written, so the events it should hold were not kept."""
+
+    category: ErrorCategory = "transient"
 
     def __init__(self, path: str, *, reason: str) -> None:
         super().__init__(
@@ -546,6 +626,8 @@ class DlqWriteFailed(AuditError):
 class DlqUnavailable(AuditError):
     """The DLQ folder cannot be read."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, path: str, *, reason: str) -> None:
         super().__init__(
             f"Cannot use the dead-letter queue folder {path} ({reason}). Pass --dir or set OMS_AUDIT_DLQ_DIR "
@@ -558,6 +640,8 @@ class DlqUnavailable(AuditError):
 class MetricsPushFailed(AuditError):
     """The Pushgateway did not take the sweep's metrics; the sweep's work itself is complete."""
 
+    category: ErrorCategory = "failed"
+
     def __init__(self, url: str, *, reason: str) -> None:
         super().__init__(
             f"Could not push DLQ metrics to the Pushgateway at {url} ({reason}). No DLQ data was lost; check "
@@ -569,6 +653,8 @@ class MetricsPushFailed(AuditError):
 
 class AlertDeliveryFailed(AuditError):
     """The alert webhook did not take a notification; it is sent again by the next sweep."""
+
+    category: ErrorCategory = "failed"
 
     def __init__(self, *, reason: str) -> None:
         super().__init__(
@@ -585,9 +671,13 @@ class AlertDeliveryFailed(AuditError):
 class IdentityError(OmsAuditError):
     """The caller's token could not be turned into a verified principal."""
 
+    category: ErrorCategory = "usage"
+
 
 class TokenRejected(IdentityError):
     """A verdict: the token is not acceptable. ``reason`` is short and safe to show (never the token)."""
+
+    category: ErrorCategory = "usage"
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"The token was rejected: {reason}. Get a fresh token from the IAM service and retry.")
@@ -596,6 +686,8 @@ class TokenRejected(IdentityError):
 
 class IamUnavailable(IdentityError):
     """No verdict could be had: IAM (or its JWKS) timed out, failed or answered something unreadable."""
+
+    category: ErrorCategory = "transient"
 
     def __init__(self, url: str, *, reason: str) -> None:
         super().__init__(
@@ -609,6 +701,8 @@ class IamUnavailable(IdentityError):
 class IamNotConfigured(IdentityError):
     """No verifier is configured, so no token can be accepted (there are no unauthenticated writes)."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self) -> None:
         super().__init__(
             "IAM is not configured: set IAM_JWKS_URL (with IAM_ISSUER and IAM_AUDIENCE) or IAM_SERVICE_URL; "
@@ -619,6 +713,8 @@ class IamNotConfigured(IdentityError):
 class AccessDenied(OmsAuditError):
     """The principal is verified but lacks what the operation requires (a role, or being a service account)."""
 
+    category: ErrorCategory = "usage"
+
     def __init__(self, what: str, *, required: str) -> None:
         super().__init__(f"{what} requires {required}. Ask the IAM team for a token that has it.")
         self.required = required
@@ -626,6 +722,8 @@ class AccessDenied(OmsAuditError):
 
 class AuditUndeliverable(AuditError):
     """The audit event could be stored neither in the sink nor in the DLQ, so the write it records is refused."""
+
+    category: ErrorCategory = "transient"
 
     def __init__(self, *, sink_error: str, dlq_error: str) -> None:
         super().__init__(
@@ -639,6 +737,8 @@ class AuditUndeliverable(AuditError):
 class WritesFrozen(OmsAuditError):
     """A rollback (or an operator) froze writes; reads keep working."""
 
+    category: ErrorCategory = "transient"
+
     def __init__(self, *, reason: str, set_by: str | None = None) -> None:
         by = f" by {set_by}" if set_by else ""
         super().__init__(
@@ -649,7 +749,23 @@ class WritesFrozen(OmsAuditError):
         self.set_by = set_by
 
 
+def category_of(exc: BaseException) -> ErrorCategory:
+    """The category of any exception: ours carry it; an interrupt is ``stopped``; anything else ``failed``."""
+    if isinstance(exc, OmsAuditError):
+        return exc.category
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped"
+    return "failed"
+
+
+#: the HTTP status the service answers for each category (the CLI's exit codes are in cli.outcome)
+HTTP_STATUS: dict[ErrorCategory, int] = {"transient": 503, "usage": 400, "stopped": 409, "failed": 500}
+
+
+def http_status_of(exc: BaseException) -> int:
+    return HTTP_STATUS[category_of(exc)]
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True when retrying the same call may succeed: unreachable/timeout, 5xx, lost optimistic concurrency,
-    an audit sink that cannot be reached."""
-    return isinstance(exc, TerminusUnreachable | TerminusServerError | DataVersionConflict | AuditSinkUnavailable)
+    """True when retrying the same call may succeed (used as the retry policies' condition)."""
+    return category_of(exc) == "transient"

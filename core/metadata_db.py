@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -104,6 +103,10 @@ METADATA_SCHEMA: Final[list[dict[str, Any]]] = [
         "run_id": "xsd:string",
         "acquired_at": "xsd:dateTime",
         "expires_at": "xsd:dateTime",
+        # the holding process: a holder on this host whose process is gone is taken over at once
+        "host": _optional("xsd:string"),
+        "pid": _optional("xsd:integer"),
+        "process_started": _optional("xsd:string"),
     },
     {
         # present while writes to `database` are frozen (the rollback's "stop application" step)
@@ -180,20 +183,3 @@ def lexical_id(class_name: str, key_value: str) -> str:
     The value is percent-encoded as a URI path segment (space -> %20, '/' -> %2F, '+' -> %2B).
     """
     return f"{class_name}/{quote(key_value, safe='')}"
-
-
-def format_datetime(value: datetime) -> str:
-    """An xsd:dateTime literal in UTC (naive values are taken to be UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_datetime(value: str) -> datetime:
-    """Read an xsd:dateTime literal back as an aware datetime (UTC when the literal has no offset)."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

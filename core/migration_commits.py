@@ -8,6 +8,7 @@ authority on what a run added: a crash between the commit and the report cannot 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from core.terminus import Commit
 
@@ -44,3 +45,25 @@ def commits_since(log: Sequence[Commit], commit_id: str) -> list[Commit] | None:
         if commit.id == commit_id:
             return list(log[:index])
     return None
+
+
+@dataclass
+class RunChanges:
+    """What one run's commits changed, read from the log: the classes, and its newest commit."""
+
+    classes: set[str] = field(default_factory=set)
+    last_commit: str | None = None
+
+
+def classes_changed_by_run(log: Iterable[Commit], run_id: str) -> RunChanges:
+    """The classes a migration or rollback run changed (one commit per class), and its newest commit."""
+    messages = {patch_message(run_id), rollback_message(run_id)}
+    changes = RunChanges()
+    for commit in log:
+        if commit.message not in messages:
+            continue
+        changes.last_commit = changes.last_commit or commit.id
+        for operation in commit.migration or []:
+            if operation.get("class") is not None:
+                changes.classes.add(str(operation["class"]))
+    return changes

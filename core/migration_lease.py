@@ -9,7 +9,9 @@ random pause. The data version is the whole branch's, so leases live on the meta
 
 A lease belongs to a *run* (``run_id``): a retried task of the same run takes it back, a different run is
 told who holds it (:class:`~core.errors.LeaseHeld`) until it expires, after which it may be taken over.
-Expiry is judged by each process's clock, so the TTL must be much longer than the clock skew between hosts.
+The lease also names its process (host, pid, start time): a holder on this host whose process is gone is
+dead for certain and is taken over at once; on another host the TTL decides. Expiry is judged by each
+process's clock, so the TTL must be much longer than the clock skew between hosts.
 
 Every function takes a gateway opened on the metadata database (:func:`core.metadata_db.metadata_gateway`);
 they name the branch themselves.
@@ -18,9 +20,7 @@ they name the branch themselves.
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -33,39 +33,18 @@ from core.errors import (
     DataVersionConflict,
     DocumentNotFound,
     LeaseHeld,
-    OmsAuditError,
+    LeaseLost,
     is_transient,
 )
-from core.metadata_db import (
-    METADATA_AUTHOR,
-    MIGRATION_LEASE,
-    MIGRATIONS_BRANCH,
-    format_datetime,
-    lexical_id,
-    parse_datetime,
-    utcnow,
-)
+from core.metadata_db import METADATA_AUTHOR, MIGRATION_LEASE, MIGRATIONS_BRANCH, lexical_id
+from core.optimistic import retry_on_conflict
+from core.processes import ProcessId, this_process
 from core.terminus import TerminusGateway
+from core.timestamps import format_utc, parse_utc, utc_now
 
 logger = logging.getLogger(__name__)
 
-#: how often a write refused for a moved data version is re-read and tried again
-MAX_ATTEMPTS = 8
-
 GatewayFactory = Callable[[], TerminusGateway]
-
-
-class LeaseLost(OmsAuditError):
-    """Our lease was taken over by another run or removed; the work it protected must stop."""
-
-    def __init__(self, database: str, run_id: str, *, reason: str) -> None:
-        super().__init__(
-            f"Run {run_id} lost the migration lease on database '{database}': {reason}. "
-            "Stop this run; check the run history for what was applied and re-run to resume."
-        )
-        self.database = database
-        self.run_id = run_id
-        self.reason = reason
 
 
 class Lease(BaseModel):
@@ -78,39 +57,55 @@ class Lease(BaseModel):
     run_id: str
     acquired_at: datetime
     expires_at: datetime
-    #: who held the expired lease we replaced, when acquiring was a takeover
+    #: the process holding it (None for leases written before processes were recorded)
+    process: ProcessId | None = None
+    #: who held the lease we replaced, when acquiring was a takeover
     took_over_from: str | None = None
+    #: the run id of that holder
+    took_over_run: str | None = None
 
     @property
     def holder(self) -> str:
-        return f"{self.owner} (run {self.run_id})"
+        where = f", {self.process}" if self.process else ""
+        return f"{self.owner} (run {self.run_id}{where})"
+
+    def process_gone(self) -> bool:
+        """True only when the holding process is known to have ended (it ran on this host)."""
+        return self.process is not None and self.process.is_gone() is True
 
     @property
     def document_id(self) -> str:
         return lease_document_id(self.database)
 
     def is_expired(self, now: datetime | None = None) -> bool:
-        return (now or utcnow()) >= self.expires_at
+        return (now or utc_now()) >= self.expires_at
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "@id": self.document_id,
             "@type": MIGRATION_LEASE,
             "database": self.database,
             "owner": self.owner,
             "run_id": self.run_id,
-            "acquired_at": format_datetime(self.acquired_at),
-            "expires_at": format_datetime(self.expires_at),
+            "acquired_at": format_utc(self.acquired_at),
+            "expires_at": format_utc(self.expires_at),
         }
+        if self.process is not None:
+            doc |= {"host": self.process.host, "pid": self.process.pid, "process_started": self.process.started}
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Lease:
+        process = None
+        if doc.get("host") and doc.get("pid") is not None:
+            process = ProcessId(host=doc["host"], pid=int(doc["pid"]), started=doc.get("process_started") or "")
         return cls(
             database=doc["database"],
             owner=doc["owner"],
             run_id=doc["run_id"],
-            acquired_at=parse_datetime(doc["acquired_at"]),
-            expires_at=parse_datetime(doc["expires_at"]),
+            acquired_at=parse_utc(doc["acquired_at"]),
+            expires_at=parse_utc(doc["expires_at"]),
+            process=process,
         )
 
 
@@ -132,56 +127,65 @@ def acquire_lease(
     ttl_seconds: float,
     now: datetime | None = None,
     abandoned: Callable[[Lease], bool] | None = None,
+    process: ProcessId | None = None,
 ) -> Lease:
     """Take the lease on ``database`` for ``run_id``, or raise :class:`LeaseHeld` naming who has it.
 
     A lease of the same run is renewed (a retried task gets it back); an expired lease of another run is
-    taken over, which the returned lease records in ``took_over_from``. So is a live lease that
-    ``abandoned(lease)`` declares dead (its run is known to have ended, e.g. crashed or cancelled), so a
-    re-run after a crash need not wait for the expiry.
+    taken over, which the returned lease records in ``took_over_from``. So is a live lease whose process is
+    gone (same host), or that ``abandoned(lease)`` declares dead (its run is known to have ended, e.g.
+    crashed or cancelled), so a re-run after a crash need not wait for the expiry. ``process`` is the
+    holder to record (default: this process).
     """
     ttl = _check_ttl(ttl_seconds)
     _check_name("database", database)
     _check_name("owner", owner)
     _check_name("run_id", run_id)
-    last_conflict: Exception | None = None
-    for attempt in range(MAX_ATTEMPTS):
+    holder = process or this_process()
+
+    def attempt() -> Lease:
         current, version = _read(gateway, database)
-        at = now or utcnow()
-        lease = Lease(database=database, owner=owner, run_id=run_id, acquired_at=at, expires_at=at + ttl)
-        try:
-            if current is None:
-                gateway.insert_documents(
-                    [lease.to_document()],
-                    author=METADATA_AUTHOR,
-                    message=f"Lease {database} for run {run_id}",
-                    data_version=version,
-                    branch=MIGRATIONS_BRANCH,
-                )
-                logger.info("Run %s acquired the migration lease on %r", run_id, database)
-                return lease
-            if current.run_id == run_id:
-                lease = lease.model_copy(update={"acquired_at": current.acquired_at})
-                _replace(gateway, lease, version, f"Lease {database} re-acquired by run {run_id}")
-                logger.info("Run %s re-acquired its migration lease on %r", run_id, database)
-                return lease
-            if not current.is_expired(at) and not (abandoned is not None and abandoned(current)):
-                raise LeaseHeld(holder=current.holder, expires_at=current.expires_at, database=database)
-            lease = lease.model_copy(update={"took_over_from": current.holder})
-            _replace(gateway, lease, version, f"Lease {database} taken over by run {run_id}")
-            logger.warning(
-                "Run %s took over the migration lease on %r from %s (expiring %s; expired or its run ended)",
-                run_id,
-                database,
-                current.holder,
-                current.expires_at.isoformat(),
+        at = now or utc_now()
+        lease = Lease(
+            database=database, owner=owner, run_id=run_id, acquired_at=at, expires_at=at + ttl, process=holder
+        )
+        if current is None:
+            gateway.insert_documents(
+                [lease.to_document()],
+                author=METADATA_AUTHOR,
+                message=f"Lease {database} for run {run_id}",
+                data_version=version,
+                branch=MIGRATIONS_BRANCH,
             )
+            logger.info("Run %s acquired the migration lease on %r", run_id, database)
             return lease
-        except (DataVersionConflict, AlreadyExists, DocumentNotFound) as exc:
-            last_conflict = exc
-            _pause(attempt, exc)
-    assert last_conflict is not None
-    raise last_conflict
+        if current.run_id == run_id:
+            lease = lease.model_copy(update={"acquired_at": current.acquired_at})
+            _replace(gateway, lease, version, f"Lease {database} re-acquired by run {run_id}")
+            logger.info("Run %s re-acquired its migration lease on %r", run_id, database)
+            return lease
+        why = _why_dead(current, at, abandoned)
+        if why is None:
+            raise LeaseHeld(holder=current.holder, expires_at=current.expires_at, database=database)
+        lease = lease.model_copy(update={"took_over_from": current.holder, "took_over_run": current.run_id})
+        _replace(gateway, lease, version, f"Lease {database} taken over by run {run_id}")
+        logger.warning("Run %s took over the migration lease on %r from %s (%s)", run_id, database, current.holder, why)
+        return lease
+
+    return retry_on_conflict(
+        attempt, what=f"Lease on {database}", conflicts=(DataVersionConflict, AlreadyExists, DocumentNotFound)
+    )
+
+
+def _why_dead(current: Lease, at: datetime, abandoned: Callable[[Lease], bool] | None) -> str | None:
+    """Why the holder of ``current`` may be replaced, or None while it lives."""
+    if current.is_expired(at):
+        return f"it expired at {current.expires_at.isoformat()}"
+    if current.process_gone():
+        return f"its process ({current.process}) is gone"
+    if abandoned is not None and abandoned(current):
+        return "its run has ended"
+    return None
 
 
 def renew_lease(gateway: TerminusGateway, lease: Lease, ttl_seconds: float, *, now: datetime | None = None) -> Lease:
@@ -190,29 +194,27 @@ def renew_lease(gateway: TerminusGateway, lease: Lease, ttl_seconds: float, *, n
     A lease that expired but was not taken over is still ours to renew: nobody else holds it.
     """
     ttl = _check_ttl(ttl_seconds)
-    last_conflict: Exception | None = None
-    for attempt in range(MAX_ATTEMPTS):
+
+    def attempt() -> Lease:
         current, version = _read(gateway, lease.database)
         if current is None:
             raise LeaseLost(lease.database, lease.run_id, reason="the lease was released or removed")
         if current.run_id != lease.run_id:
             raise LeaseLost(lease.database, lease.run_id, reason=f"it is now held by {current.holder}")
-        at = now or utcnow()
+        at = now or utc_now()
         renewed = lease.model_copy(update={"acquired_at": current.acquired_at, "expires_at": at + ttl})
-        try:
-            _replace(gateway, renewed, version, f"Lease {lease.database} renewed by run {lease.run_id}")
-            return renewed
-        except (DataVersionConflict, DocumentNotFound) as exc:
-            last_conflict = exc
-            _pause(attempt, exc)
-    assert last_conflict is not None
-    raise last_conflict
+        _replace(gateway, renewed, version, f"Lease {lease.database} renewed by run {lease.run_id}")
+        return renewed
+
+    return retry_on_conflict(
+        attempt, what=f"Lease on {lease.database}", conflicts=(DataVersionConflict, DocumentNotFound)
+    )
 
 
 def release_lease(gateway: TerminusGateway, lease: Lease) -> bool:
     """Remove our lease. False (and nothing changed) when it is gone or belongs to another run now."""
-    last_conflict: Exception | None = None
-    for attempt in range(MAX_ATTEMPTS):
+
+    def attempt() -> bool:
         current, version = _read(gateway, lease.database)
         if current is None or current.run_id != lease.run_id:
             return False
@@ -226,14 +228,10 @@ def release_lease(gateway: TerminusGateway, lease: Lease) -> bool:
             )
         except DocumentNotFound:
             return False
-        except DataVersionConflict as exc:
-            last_conflict = exc
-            _pause(attempt, exc)
-            continue
         logger.info("Run %s released the migration lease on %r", lease.run_id, lease.database)
         return True
-    assert last_conflict is not None
-    raise last_conflict
+
+    return retry_on_conflict(attempt, what=f"Lease on {lease.database}")
 
 
 class LeaseKeeper:
@@ -282,14 +280,21 @@ class LeaseKeeper:
         owner: str,
         run_id: str,
         ttl_seconds: float,
+        interval_seconds: float | None = None,
         abandoned: Callable[[Lease], bool] | None = None,
+        attempt: Callable[[Callable[[], Lease]], Lease] = lambda take: take(),
     ) -> LeaseKeeper:
-        """Take the lease (or raise :class:`LeaseHeld`) and return a keeper for it, ready for ``with``."""
-        with gateway_factory() as gateway:
-            lease = acquire_lease(
-                gateway, database=database, owner=owner, run_id=run_id, ttl_seconds=ttl_seconds, abandoned=abandoned
-            )
-        return cls(gateway_factory, lease, ttl_seconds)
+        """Take the lease (or raise :class:`LeaseHeld`) and return a keeper for it, ready for ``with``.
+
+        ``attempt`` runs the taking (e.g. under a retry policy for transient failures)."""
+
+        def take() -> Lease:
+            with gateway_factory() as gateway:
+                return acquire_lease(
+                    gateway, database=database, owner=owner, run_id=run_id, ttl_seconds=ttl_seconds, abandoned=abandoned
+                )
+
+        return cls(gateway_factory, attempt(take), ttl_seconds, interval_seconds=interval_seconds)
 
     @property
     def lease(self) -> Lease:
@@ -397,12 +402,6 @@ def _replace(gateway: TerminusGateway, lease: Lease, version: str, message: str)
         data_version=version,
         branch=MIGRATIONS_BRANCH,
     )
-
-
-def _pause(attempt: int, exc: Exception) -> None:
-    """A short random pause so that racing writers do not collide again in lock step."""
-    logger.debug("Lease write lost a race (%s); reading again (attempt %d)", type(exc).__name__, attempt + 1)
-    time.sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 4)))
 
 
 def _check_ttl(ttl_seconds: float) -> timedelta:

@@ -28,6 +28,8 @@ __all__ = [
     "AddAuditFields",
     "MigrationPlan",
     "RemoveAuditFields",
+    "ResetBranch",
+    "SchemaOperation",
     "build_plan",
     "check_drift",
     "estimate_duration",
@@ -78,6 +80,15 @@ class _AuditFieldsOperation(BaseModel):
 class AddAuditFields(_AuditFieldsOperation):
     """Declare audit fields (``Optional``, no default: 0 instance operations) on one class."""
 
+    @property
+    def label(self) -> str:
+        return self.class_name
+
+    def still_to_do(self, present: set[str]) -> AddAuditFields | None:
+        """What is left given the class's own properties now: a retry or a re-run resumes, never duplicates."""
+        missing = {name: rng for name, rng in self.fields.items() if name not in present}
+        return AddAuditFields(class_name=self.class_name, fields=missing) if missing else None
+
     def to_operations(self) -> list[dict[str, Any]]:
         """The exact ``CreateClassProperty`` operations TerminusDB's migration endpoint accepts."""
         return [
@@ -97,12 +108,39 @@ class AddAuditFields(_AuditFieldsOperation):
 class RemoveAuditFields(_AuditFieldsOperation):
     """Remove audit fields a migration added: drops them from the class and their values from its instances."""
 
+    @property
+    def label(self) -> str:
+        return self.class_name
+
+    def still_to_do(self, present: set[str]) -> RemoveAuditFields | None:
+        """What is left given the class's own properties now (fields already gone are done)."""
+        there = {name: rng for name, rng in self.fields.items() if name in present}
+        return RemoveAuditFields(class_name=self.class_name, fields=there) if there else None
+
     def to_operations(self) -> list[dict[str, Any]]:
         """The exact ``DeleteClassProperty`` operations TerminusDB's migration endpoint accepts."""
         return [{"@type": "DeleteClassProperty", "class": self.class_name, "property": name} for name in self.fields]
 
     def reverse(self) -> AddAuditFields:
         return AddAuditFields(class_name=self.class_name, fields=dict(self.fields))
+
+
+class ResetBranch(BaseModel):
+    """Move the branch back to ``to_commit`` (from ``from_commit``, the head it was planned against)."""
+
+    to_commit: str
+    from_commit: str
+
+    @property
+    def label(self) -> str:
+        return f"reset to {self.to_commit}"
+
+    def reverse(self) -> ResetBranch:
+        return ResetBranch(to_commit=self.from_commit, from_commit=self.to_commit)
+
+
+SchemaOperation = AddAuditFields | RemoveAuditFields | ResetBranch
+"""Everything a plan can ask the runtime (tasks.patching) to apply: each is one commit, or one reset."""
 
 
 def fingerprint(operations: Iterable[AddAuditFields | RemoveAuditFields], head_commit: str) -> str:

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from core.errors import ErrorCategory, category_of
+from core.migration_plan import MigrationPlan
+from core.schema_analysis import SchemaAnalysis
+from core.timestamps import file_stamp, utc_now
+
 REPORT_PREFIX = "migration_report_audit_fields_"
 ROLLBACK_REPORT_PREFIX = "rollback_report_audit_fields_"
 
 ReportMode = Literal["dry_run", "execute"]
-ReportStatus = Literal["planned", "awaiting_approval", "running", "succeeded", "failed", "rejected"]
-FINAL_STATUSES = ("planned", "succeeded", "failed", "rejected")
+ReportStatus = Literal["planned", "awaiting_approval", "running", "succeeded", "failed", "rejected", "cancelled"]
+FINAL_STATUSES = ("planned", "succeeded", "failed", "rejected", "cancelled")
+#: how far one type got; the one progress vocabulary of reports and the run history alike
 TypeState = Literal["pending", "applying", "applied", "failed", "not_applicable"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TypeEntry(BaseModel):
@@ -46,6 +48,45 @@ class PlanSection(BaseModel):
     operations: int = 0
     types: list[TypeEntry] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, plan: MigrationPlan) -> PlanSection:
+        """The plan as the report shows it: every type's classification, patched types ``pending``."""
+        to_patch = {op.class_name: sorted(op.fields) for op in plan.operations}
+        return cls(
+            fingerprint=plan.fingerprint,
+            estimated_duration_seconds=plan.estimated_duration_seconds,
+            estimate_basis=plan.estimate_basis,
+            operations=len(plan.operations),
+            types=[
+                TypeEntry(
+                    name=t.name,
+                    action=str(t.action),
+                    reason=t.reason,
+                    missing_fields=to_patch.get(t.name, list(t.missing_fields)),
+                    document_count=t.document_count,
+                    state="pending" if t.name in to_patch else "not_applicable",
+                )
+                for t in plan.analysis.types
+            ],
+        )
+
+    @classmethod
+    def blocked(cls, analysis: SchemaAnalysis) -> PlanSection:
+        """What the report shows when conflicts block the plan: every type's classification and each conflict."""
+        return cls(
+            fingerprint="",
+            estimated_duration_seconds=0.0,
+            estimate_basis="no plan: conflicting audit-field declarations block it",
+            types=[
+                TypeEntry(name=t.name, action=str(t.action), reason=t.reason, document_count=t.document_count)
+                for t in analysis.types
+            ],
+            conflicts=[c.message for c in analysis.conflicts],
+        )
+
+    def entry(self, name: str) -> TypeEntry:
+        return next(t for t in self.types if t.name == name)
 
 
 class ApprovalSection(BaseModel):
@@ -86,11 +127,13 @@ class ValidationSection(BaseModel):
 class ErrorEntry(BaseModel):
     type: str
     message: str
+    #: the error's category (core.errors), so the history's status and the exit code agree with the report
+    category: ErrorCategory = "failed"
     at: datetime = Field(default_factory=utc_now)
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorEntry:
-        return cls(type=type(exc).__name__, message=str(exc))
+        return cls(type=type(exc).__name__, message=str(exc), category=category_of(exc))
 
 
 class RunReport(BaseModel):
@@ -127,9 +170,9 @@ class MigrationReport(RunReport):
 def report_path(directory: Path, started_at: datetime, prefix: str = REPORT_PREFIX) -> Path:
     """A fresh report path for a run starting now; a second run in the same second takes the next second."""
     directory.mkdir(parents=True, exist_ok=True)
-    at = started_at.astimezone(UTC).replace(microsecond=0)
+    at = started_at
     while True:
-        candidate = directory / f"{prefix}{at:%Y%m%d_%H%M%S}.json"
+        candidate = directory / f"{prefix}{file_stamp(at)}.json"
         try:
             candidate.touch(exist_ok=False)  # claim the name so a concurrent run cannot take it too
         except FileExistsError:
@@ -164,4 +207,6 @@ class RollbackReport(RunReport):
     strategy: Literal["remove_fields", "reset"]
     source_report: str
     removals: dict[str, list[str]] = Field(default_factory=dict)
+    #: how far each type of ``removals`` got
+    type_states: dict[str, TypeState] = Field(default_factory=dict)
     archived_dlq_files: list[str] = Field(default_factory=list)

@@ -19,8 +19,8 @@ from pydantic import BaseModel
 from core.audit_fields import AUDIT_FIELDS
 from core.errors import ConfigError, RollbackRefused
 from core.migration_commits import PATCH_MESSAGE_PREFIX, commits_of_run, commits_since, fields_added
-from core.migration_plan import AddAuditFields, RemoveAuditFields
-from core.schema_documents import SchemaDocuments, own_properties
+from core.migration_plan import AddAuditFields, RemoveAuditFields, ResetBranch, SchemaOperation
+from core.schema_documents import SchemaDocuments, own_properties, without_fields
 from core.schema_snapshot import SchemaSnapshot
 from core.terminus import Commit
 
@@ -50,6 +50,19 @@ class RollbackPlan(BaseModel):
     @property
     def removed(self) -> dict[str, list[str]]:
         return {r.class_name: sorted(r.fields) for r in self.removals}
+
+    def operations(self, head: str) -> list[SchemaOperation]:
+        """What the runtime applies, from ``head``: the reset, or the removals (the reverse of the run's adds)."""
+        if self.strategy == "reset" and self.reset_to_commit:
+            return [ResetBranch(to_commit=self.reset_to_commit, from_commit=head)]
+        return list(self.removals)
+
+    def expected_schema(self, source: RollbackSource, current_schema: SchemaDocuments) -> tuple[SchemaDocuments, str]:
+        """(the schema the rollback must leave, what that is in words), for the check after applying it."""
+        if self.strategy == "reset":
+            assert source.snapshot_schema is not None  # plan_rollback refuses a reset without one
+            return source.snapshot_schema, "the snapshot's"
+        return without_fields(current_schema, self.removed), "the schema minus the removed fields"
 
     def change(self) -> str:
         """The change itself, comparable between two plannings."""
@@ -169,6 +182,11 @@ def plan_rollback(
             )
         if not newer:
             raise RollbackRefused(f"{source.branch} is still at the snapshot's commit; there is nothing to reset.")
+        if source.snapshot_schema is None:
+            raise RollbackRefused(
+                f"{source.path} has no readable snapshot to check the reset against (its snapshot file is missing "
+                "or unreadable); nothing was changed. Restore the snapshot file or roll back without --reset."
+            )
         plan.reset_to_commit = source.snapshot_head
     elif not removals:
         raise RollbackRefused(f"None of the fields added by the run in {source.path} are in the schema; nothing to do.")

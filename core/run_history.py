@@ -13,35 +13,37 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import random
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from core.errors import DataVersionConflict, DocumentNotFound
-from core.metadata_db import (
-    METADATA_AUTHOR,
-    MIGRATION_RUN,
-    MIGRATIONS_BRANCH,
-    format_datetime,
-    lexical_id,
-    parse_datetime,
-)
-from core.terminus import TerminusGateway
+from core.errors import DocumentNotFound
+from core.metadata_db import METADATA_AUTHOR, MIGRATION_RUN, MIGRATIONS_BRANCH, lexical_id
+from core.migration_commits import classes_changed_by_run
+from core.migration_report import MigrationReport, RollbackReport, RunReport, TypeState
+from core.optimistic import retry_on_conflict
+from core.terminus import Commit, TerminusGateway
+from core.timestamps import format_utc, parse_utc, utc_now
 
 logger = logging.getLogger(__name__)
 
 RunMode = Literal["dry_run", "execute", "rollback"]
 RunStatus = Literal[
-    "planned", "awaiting_approval", "running", "succeeded", "failed", "rejected", "timed_out", "stopped"
+    "planned",
+    "awaiting_approval",
+    "running",
+    "succeeded",
+    "failed",
+    "rejected",
+    "timed_out",
+    "stopped",
+    "cancelled",
+    "crashed",
 ]
-TypeState = Literal["pending", "applying", "applied", "failed"]
-
-#: how often an update refused for a moved data version is re-read and tried again
-MAX_ATTEMPTS = 8
+#: statuses of a run that has not finished; such a record whose run is dead is reconciled as ``crashed``
+UNFINISHED: tuple[RunStatus, ...] = ("awaiting_approval", "running")
 
 _DATETIME_FIELDS = ("started_at", "finished_at")
 
@@ -76,7 +78,7 @@ class MigrationRunRecord(BaseModel):
     @field_validator("started_at", "finished_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        return parse_datetime(format_datetime(value)) if value is not None else None
+        return parse_utc(format_utc(value)) if value is not None else None
 
     @property
     def document_id(self) -> str:
@@ -87,7 +89,7 @@ class MigrationRunRecord(BaseModel):
         for name, value in self.model_dump(exclude={"type_states"}).items():
             if value is None:
                 continue  # TerminusDB omits a missing Optional
-            doc[name] = format_datetime(value) if name in _DATETIME_FIELDS else value
+            doc[name] = format_utc(value) if name in _DATETIME_FIELDS else value
         doc["type_states"] = json.dumps(self.type_states, sort_keys=True)
         return doc
 
@@ -153,31 +155,115 @@ def update_run(gateway: TerminusGateway, run_id: str, /, **changes: Any) -> Migr
 def _modify_run(
     gateway: TerminusGateway,
     run_id: str,
-    change: Callable[[MigrationRunRecord], dict[str, Any]],
+    change: Callable[[MigrationRunRecord], dict[str, Any] | None],
     message: str,
 ) -> MigrationRunRecord:
-    last_conflict: Exception | None = None
-    for attempt in range(MAX_ATTEMPTS):
+    """Read, change, write under optimistic concurrency; ``change`` returning None leaves the run as it is."""
+
+    def attempt() -> MigrationRunRecord:
         # a missing run raises DocumentNotFound naming its id
         doc, version = gateway.get_document(run_document_id(run_id), branch=MIGRATIONS_BRANCH)
         current = MigrationRunRecord.from_document(doc)
-        updated = MigrationRunRecord.model_validate({**current.model_dump(), **change(current)})
-        try:
-            gateway.replace_documents(
-                [updated.to_document()],
-                author=METADATA_AUTHOR,
-                message=message,
-                data_version=version,
-                branch=MIGRATIONS_BRANCH,
-            )
-        except DataVersionConflict as exc:
-            last_conflict = exc
-            logger.debug("Run %s changed while updating it; reading again (attempt %d)", run_id, attempt + 1)
-            time.sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 4)))
-            continue
+        changes = change(current)
+        if changes is None:
+            return current
+        updated = MigrationRunRecord.model_validate({**current.model_dump(), **changes})
+        gateway.replace_documents(
+            [updated.to_document()],
+            author=METADATA_AUTHOR,
+            message=message,
+            data_version=version,
+            branch=MIGRATIONS_BRANCH,
+        )
         return updated
-    assert last_conflict is not None
-    raise last_conflict
+
+    return retry_on_conflict(attempt, what=f"Run {run_id}")
+
+
+def run_status(report: RunReport) -> RunStatus:
+    """The history's status of a run, from its report (a stop reads the error's category, core.errors)."""
+    if report.approval.timed_out:
+        return "timed_out"
+    if report.status == "failed" and report.errors and report.errors[-1].category == "stopped":
+        return "stopped"
+    return report.status
+
+
+def record_of(report: RunReport, report_path: str | None) -> MigrationRunRecord:
+    """The ``MigrationRun`` record of a run, written whole from its report so the two never disagree."""
+    if isinstance(report, MigrationReport):
+        fingerprint = report.plan.fingerprint if report.plan else ""
+        states: dict[str, TypeState] = (
+            {t.name: t.state for t in report.plan.types if t.state != "not_applicable"} if report.plan else {}
+        )
+        mode: RunMode = report.mode
+    elif isinstance(report, RollbackReport):
+        fingerprint, mode = "", "rollback"
+        states = {name: report.type_states.get(name, "pending") for name in report.removals}
+    else:
+        raise TypeError(f"not a run report: {type(report).__name__}")
+    return MigrationRunRecord(
+        run_id=report.run_id,
+        database=report.database,
+        branch=report.branch,
+        mode=mode,
+        status=run_status(report),
+        triggered_by=report.triggered_by or "unknown",
+        approved_by=report.approval.recorded_approver if report.approval.decision == "approve" else None,
+        approval_comment=report.approval.comment,
+        fingerprint=fingerprint,
+        head_commit_before=report.head_commit_before,
+        head_commit_after=report.head_commit_after,
+        type_states=states,
+        report_path=report_path,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        error=f"{report.errors[-1].type}: {report.errors[-1].message}" if report.errors else None,
+    )
+
+
+def reconcile_dead_runs(
+    gateway: TerminusGateway,
+    database: str,
+    *,
+    alive_run_id: str,
+    log: Sequence[Commit],
+    closed: Callable[[MigrationRunRecord], MigrationRunRecord | None] = lambda run: None,
+) -> list[MigrationRunRecord]:
+    """Mark every other unfinished run of ``database`` ``crashed``, its per-type states read from ``log``.
+
+    Call it holding the database's lease: no other run of the database can then be working, so a record
+    still ``running`` or ``awaiting_approval`` belongs to a run that died without closing its books. The
+    branch log, not the dead run's last word, says what it applied. ``closed(run)`` may give the record the
+    run's own final report implies (it finished but could not write its record): that one is stored instead.
+    Returns the records as now stored.
+    """
+    reconciled = []
+    for run in list_runs(gateway, database=database, limit=1000):
+        if run.run_id == alive_run_id or run.status not in UNFINISHED or run.mode == "dry_run":
+            continue
+
+        def crashed(current: MigrationRunRecord) -> dict[str, Any] | None:
+            changed = classes_changed_by_run(log, current.run_id)
+            if current.status not in UNFINISHED:
+                return None  # it closed its books meanwhile
+            states = {name: "applied" if name in changed.classes else "pending" for name in current.type_states}
+            applied = sum(state == "applied" for state in states.values())
+            return {
+                "status": "crashed",
+                "type_states": states,
+                "head_commit_after": changed.last_commit or current.head_commit_before,
+                "finished_at": current.finished_at or utc_now(),
+                "error": (
+                    f"The run ended without finishing ({current.status}); reconciled by run {alive_run_id} "
+                    f"from the branch log: {applied} of {len(states)} types applied."
+                ),
+            }
+
+        stored = _modify_run(gateway, run.run_id, crashed, f"Run {run.run_id} reconciled as crashed")
+        if stored.status != run.status:
+            reconciled.append(stored)
+    return reconciled
 
 
 def _parse_or_skip(doc: dict[str, Any]) -> MigrationRunRecord | None:

@@ -5,7 +5,7 @@ Rollback starts from it: it says which commit to reset to and what the schema mu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from core.errors import ConfigError
 from core.migration_report import write_json_atomically
+from core.timestamps import file_stamp, utc_now
 
 
 class SchemaSnapshot(BaseModel):
@@ -23,7 +24,7 @@ class SchemaSnapshot(BaseModel):
     schema_documents: list[dict[str, Any]]
 
     def save(self, directory: Path, run_id: str) -> Path:
-        path = directory / f"schema_snapshot_{self.database}_{self.taken_at:%Y%m%d_%H%M%S}_{run_id[:8]}.json"
+        path = directory / f"schema_snapshot_{self.database}_{file_stamp(self.taken_at)}_{run_id[:8]}.json"
         write_json_atomically(path, self.model_dump_json(indent=2))
         return path
 
@@ -44,6 +45,6 @@ def take(database: str, branch: str, head_commit: str, schema_documents: list[di
         database=database,
         branch=branch,
         head_commit=head_commit,
-        taken_at=datetime.now(UTC),
+        taken_at=utc_now(),
         schema_documents=schema_documents,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -284,6 +284,19 @@ class MigrationSettings(BaseSettings):
 
     reports_dir: Path = Field(Path("."), validation_alias="OMS_AUDIT_REPORTS_DIR")
     service_account: str = Field("svc_deployment", min_length=1, validation_alias="OMS_AUDIT_SERVICE_ACCOUNT")
+    #: a lease not renewed for this long may be taken over by another run (on another host: the only way)
+    lease_ttl_seconds: float = Field(300.0, gt=0, validation_alias="OMS_AUDIT_LEASE_TTL_SECONDS")
+    #: how often a working run renews its lease; must be well below the TTL
+    lease_renew_seconds: float = Field(60.0, gt=0, validation_alias="OMS_AUDIT_LEASE_RENEW_SECONDS")
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> MigrationSettings:
+        if self.lease_renew_seconds >= self.lease_ttl_seconds:
+            raise ValueError(
+                f"OMS_AUDIT_LEASE_RENEW_SECONDS ({self.lease_renew_seconds:g}) must be below "
+                f"OMS_AUDIT_LEASE_TTL_SECONDS ({self.lease_ttl_seconds:g}), or the lease expires between renewals"
+            )
+        return self
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -304,7 +317,9 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
 
 def _describe(cls: type[BaseSettings], error: Any) -> tuple[str, str]:
     """(variable name, 'NAME=value: what is expected') for one pydantic error, hiding secret values."""
-    loc = error.get("loc") or ("?",)
+    if not error.get("loc"):  # a rule across fields: its message names the variables
+        return "?", str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    loc = error.get("loc")
     key = str(loc[0])
     field = _find_field(cls, key)
     variable = key

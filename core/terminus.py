@@ -715,7 +715,7 @@ class _HttpxAuth(httpx.Auth):
 
 
 def authorization_header(settings: TerminusSettings) -> str:
-    """The ``Authorization`` value for ``settings`` (Bearer token, else Basic). Build it per request, never log it."""
+    """The ``Authorization`` value for ``settings`` (token with its scheme, else Basic); built per request."""
     token = settings.token
     if token is not None:
         return f"{settings.authorization_scheme} {token.get_secret_value()}"

@@ -24,14 +24,12 @@ from core.metadata_db import (
     METADATA_BRANCH,
     WRITE_FREEZE,
     ensure_metadata_db,
-    format_datetime,
     lexical_id,
     metadata_gateway,
-    parse_datetime,
-    utcnow,
 )
 from core.settings import TerminusSettings
 from core.terminus_async import AsyncDocumentClient
+from core.timestamps import format_utc, parse_utc, utc_now
 
 __all__ = [
     "FreezeState",
@@ -61,13 +59,13 @@ def _state(document: dict[str, object]) -> FreezeState:
         database=str(document.get("database", "")),
         reason=str(document.get("reason", "")),
         set_by=str(document.get("set_by", "")),
-        set_at=parse_datetime(str(document.get("set_at"))),
+        set_at=parse_utc(str(document.get("set_at"))),
     )
 
 
 def set_write_freeze(settings: TerminusSettings, *, reason: str, set_by: str) -> FreezeState:
     """Freeze writes to ``settings.database`` (replacing any earlier freeze's reason)."""
-    state = FreezeState(database=settings.database, reason=reason, set_by=set_by, set_at=utcnow())
+    state = FreezeState(database=settings.database, reason=reason, set_by=set_by, set_at=utc_now())
     with metadata_gateway(settings) as meta:
         ensure_metadata_db(meta, settings)
         meta.replace_documents(
@@ -78,7 +76,7 @@ def set_write_freeze(settings: TerminusSettings, *, reason: str, set_by: str) ->
                     "database": state.database,
                     "reason": reason,
                     "set_by": set_by,
-                    "set_at": format_datetime(state.set_at),
+                    "set_at": format_utc(state.set_at),
                 }
             ],
             author=METADATA_AUTHOR,

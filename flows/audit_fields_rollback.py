@@ -8,36 +8,25 @@ check the resulting schema, archive (never delete) the DLQ, and write a rollback
 
 from __future__ import annotations
 
-import getpass
-import uuid
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
-from prefect.states import Cancelled, State
+from prefect.states import State
 
 from core.dlq import archive_dlq_files
-from core.errors import ApprovalTimedOut, MigrationValidationFailed, RollbackRefused
+from core.errors import MigrationValidationFailed, RollbackRefused
 from core.migration_commits import rollback_message
-from core.migration_report import (
-    ROLLBACK_REPORT_PREFIX,
-    ApprovalSection,
-    RollbackReport,
-    report_path,
-    save_report,
-    utc_now,
-)
+from core.migration_report import ROLLBACK_REPORT_PREFIX, ApprovalSection, RollbackReport
 from core.rollback_plan import RollbackPlan, RollbackSource, load_rollback_source, plan_rollback
-from core.schema_documents import schema_differences, without_fields
-from core.settings import MigrationSettings, MonitoringSettings, load_settings
-from tasks.approval import approved, refused_answers, rejection_message, request_approval
+from core.schema_documents import schema_differences
+from core.settings import MonitoringSettings, load_settings
 from tasks.artifacts import publish_rollback_plan, rollback_summary
-from tasks.reporting import close_report, record_failure
-from tasks.rollback_tasks import apply_removal, reset_branch, validate_schema
-from tasks.run_tracking import RECENT_COMMITS, RunTracker, migration_lease
+from tasks.patching import apply_operations
+from tasks.run_record import RECENT_COMMITS, run_books
 from tasks.schema_tasks import read_consistent_schema
 from tasks.terminus_target import Target, open_gateway, resolve_target
+from tasks.validation import validate_schema
 from tasks.write_freeze import writes_frozen
 
 
@@ -74,105 +63,61 @@ def audit_fields_rollback(
         triggered_by: Who started the rollback, for the report (default: the OS user).
     """
     logger = get_run_logger()
-    settings = load_settings(MigrationSettings)
-    directory = Path(reports_dir) if reports_dir else settings.reports_dir
-    started = utc_now()
-    path = report_path(directory, started, prefix=ROLLBACK_REPORT_PREFIX)
-    rollback = RollbackReport(
-        status="running",
+    with run_books(
+        RollbackReport,
+        env=env,
+        reports_dir=reports_dir,
+        triggered_by=triggered_by,
+        service_account=service_account,
+        prefix=ROLLBACK_REPORT_PREFIX,
         strategy="reset" if reset else "remove_fields",
         source_report=str(report),
-        env=env,
-        run_id=str(flow_run.id or uuid.uuid4()),
-        triggered_by=triggered_by or getpass.getuser(),
-        service_account=service_account or settings.service_account,
-        started_at=started,
         approval=ApprovalSection(required=True, timeout_seconds=approval_timeout_seconds),
-    )
-    save_report(rollback, path)
-    tracker: RunTracker | None = None
-    try:
+    ) as run:
+        rollback = run.report
         source = load_rollback_source(Path(report))
         if source.env is not None and source.env != env:
             raise RollbackRefused(
                 f"{source.path} records a migration in env {source.env!r}, not {env!r}; pass --env {source.env}."
             )
-        target = resolve_target(env, source.database, source.branch)
-        rollback.terminus_url, rollback.config_source = target.url, target.config_source
-        rollback.database, rollback.branch = target.database, target.branch
+        target = run.attach(resolve_target(env, source.database, source.branch))
         rollback.snapshot_path = str(report) if source.run_id is None else None
-        tracker = RunTracker(target, rollback, str(path))
-        with migration_lease(target, run_id=rollback.run_id, owner=rollback.triggered_by or "unknown") as keeper:
-            head, schema, plan = _plan_now(target, source, reset)
-            rollback.head_commit_before, rollback.removals = head, plan.removed
-            plan_url = publish_rollback_plan(plan.to_markdown(), target.database)
-            save_report(rollback, path)
-            tracker.record()
-            fingerprint = plan.fingerprint(head)
-            try:
-                answer = request_approval(
-                    plan.to_markdown(),
-                    fingerprint,
-                    approval_timeout_seconds,
-                    approval_poll_seconds,
-                    env=env,
-                    triggered_by=rollback.triggered_by,
-                    summary=(*rollback_summary(plan), plan_url),
-                )
-            except ApprovalTimedOut as exc:
-                rollback.approval.timed_out = True
-                rollback.approval.refused = refused_answers(exc)
-                raise
-            if not approved(answer, fingerprint, rollback.approval):
-                rollback.status = "rejected"
-                return Cancelled(message=rejection_message(rollback.approval))
+        run.hold_lease()
+        # Every precondition is checked here, before anything changes: plan_rollback refuses what is unsafe.
+        head, schema, plan = _plan_now(target, source, reset)
+        rollback.head_commit_before, rollback.removals = head, plan.removed
+        plan_url = publish_rollback_plan(plan.to_markdown(), target.database)
+        fingerprint = plan.fingerprint(head)
+        summary = (*rollback_summary(plan), plan_url)
+        if not run.approve(plan.to_markdown(), fingerprint, approval_timeout_seconds, approval_poll_seconds, summary):
+            return run.rejected()
 
-            rollback.status = "running"
-            save_report(rollback, path)
-            # The guide's rollback step 1: stop new writes while the schema changes (lifted also on failure).
-            with writes_frozen(
-                target,
-                reason=f"audit-fields rollback {rollback.run_id} is changing the schema",
-                set_by=rollback.triggered_by or "rollback",
-            ):
-                # The wait may have been long: plan again, and go ahead only if the same change is still right.
-                _, schema_now, plan_now = _plan_now(target, source, reset)
-                moved = schema_differences(schema, schema_now)
-                if moved or plan_now.change() != plan.change():
-                    raise RollbackRefused(
-                        "The schema changed while the rollback waited for approval"
-                        + (f" ({'; '.join(moved[:5])})" if moved else "")
-                        + "; nothing was changed. Run the rollback again to plan it afresh."
-                    )
-                if plan_now.strategy == "reset" and plan_now.reset_to_commit:
-                    reset_branch(target, plan_now.reset_to_commit)
-                    expected, meaning = source.snapshot_schema, "the snapshot's"
-                    if expected is None:
-                        raise RollbackRefused(f"{source.path} has no readable snapshot to check the reset against.")
-                else:
-                    for removal in plan_now.removals:
-                        keeper.raise_if_lost()
-                        apply_removal(target, removal, rollback.service_account, rollback_message(rollback.run_id))
-                    expected, meaning = (
-                        without_fields(schema_now, plan_now.removed),
-                        "the schema minus the removed fields",
-                    )
-                rollback.validation = validate_schema(target, expected, meaning)
-                if not rollback.validation.ok:
-                    raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
+        run.status("running")
+        # The guide's rollback step 1: stop new writes while the schema changes (lifted also on failure).
+        with writes_frozen(
+            target,
+            reason=f"audit-fields rollback {run.run_id} is changing the schema",
+            set_by=rollback.triggered_by or "rollback",
+        ):
+            # The wait may have been long: plan again, and go ahead only if the same change is still right.
+            head_now, schema_now, plan_now = _plan_now(target, source, reset)
+            moved = schema_differences(schema, schema_now)
+            if moved or plan_now.change() != plan.change():
+                raise RollbackRefused(
+                    "The schema changed while the rollback waited for approval"
+                    + (f" ({'; '.join(moved[:5])})" if moved else "")
+                    + "; nothing was changed. Run the rollback again to plan it afresh."
+                )
+            expected, meaning = plan_now.expected_schema(source, schema_now)
+            apply_operations(target, plan_now.operations(head_now), run, rollback_message(run.run_id))
+            rollback.validation = validate_schema(target, expected, meaning)
+            if not rollback.validation.ok:
+                raise MigrationValidationFailed([c.name for c in rollback.validation.checks if not c.ok])
         monitoring = load_settings(MonitoringSettings)
-        archived = archive_dlq_files(
-            Path(dlq_dir) if dlq_dir else monitoring.dlq_dir, f"rollback_{rollback.run_id[:8]}"
-        )
+        archived = archive_dlq_files(Path(dlq_dir) if dlq_dir else monitoring.dlq_dir, f"rollback_{run.run_id[:8]}")
         rollback.archived_dlq_files = [str(p) for p in archived]
-        rollback.status = "succeeded"
         logger.info(
             "Rolled back %s; archived %d DLQ files", plan_now.removed or plan_now.reset_to_commit, len(archived)
         )
-        return {"status": rollback.status, "report_path": str(path)}
-    except BaseException as exc:
-        record_failure(rollback, exc)
-        logger.error("Rollback failed: %s", exc)
-        raise
-    finally:
-        close_report(rollback, path, tracker)
+        return run.finish("succeeded")
+    return run.outcome  # interrupted: ended Cancelled

@@ -30,6 +30,7 @@ from core.errors import (
     TerminusUnreachable,
     TokenRejected,
     WritesFrozen,
+    http_status_of,
     summarize_witnesses,
 )
 
@@ -75,7 +76,9 @@ def error_reply(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]]:
     if isinstance(exc, ConfigError):
         return 503, _body("misconfigured", str(exc)), _retry()
     if isinstance(exc, OmsAuditError):
-        return 500, _body("error", str(exc)), {}
+        # Anything else of ours: the status its category gives (transient 503, usage 400, stopped 409, failed 500).
+        status = http_status_of(exc)
+        return status, _body("error", str(exc)), _retry() if status == 503 else {}
     return 500, _body("internal_error", "Unexpected error; the service log has the details."), {}
 
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from prefect import Task
 from prefect.client.schemas.objects import TaskRun
+from prefect.context import TaskRunContext
 from prefect.states import State
 from pydantic import BaseModel
 
 from blocks.environment import resolve_terminus
-from core.errors import is_transient
+from core.errors import OmsAuditError, is_transient
+from core.retrying import JITTER, TRANSIENT_DELAYS, retries_ran_out, worth_another_attempt
 from core.settings import TerminusSettings, check_target_names
 from core.terminus import TerminusGateway, public_url
 
@@ -85,18 +88,34 @@ def _shared_gateway(settings: TerminusSettings, database: str, branch: str) -> T
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Prefect ``retry_condition_fn``: retry connection trouble, timeouts, 5xx and lost races, never a 4xx."""
+    """Prefect ``retry_condition_fn``: retry connection trouble, timeouts, 5xx and lost races, never a 4xx
+    (core.retrying decides, as it does for calls outside tasks)."""
     try:
         state.result()
     except Exception as exc:  # the task's own exception, re-raised by Prefect
-        return is_transient(exc)
+        return worth_another_attempt(exc, task_run.run_count)
     return False
 
 
+def say_where_retries_ran_out(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> None:
+    """``on_failure`` hook: a transient error that outlived its retries names the step, the database and the
+    attempts made, and says that a re-run resumes (the error keeps its type and category)."""
+    exc = state.result(raise_on_failure=False)
+    if not isinstance(exc, OmsAuditError) or not is_transient(exc):
+        return
+    context = TaskRunContext.get()
+    target = context.parameters.get("target") if context is not None else None
+    where = f"the target database '{target.database}'" if isinstance(target, Target) else "TerminusDB"
+    started = task_run.start_time or task_run.expected_start_time
+    waited = (datetime.now(UTC) - started).total_seconds() if started is not None else 0.0
+    retries_ran_out(exc, step=f"Step {task_run.name}", where=where, attempts=task_run.run_count, waited=waited)
+
+
 TRANSIENT_RETRIES: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": [1, 2, 4],
-    "retry_jitter_factor": 0.2,
+    "retries": len(TRANSIENT_DELAYS),
+    "retry_delay_seconds": list(TRANSIENT_DELAYS),
+    "retry_jitter_factor": JITTER,
     "retry_condition_fn": retry_if_transient,
+    "on_failure": [say_where_retries_ran_out],
 }
 """Retry policy of every task that talks to TerminusDB: backoff, and only for transient failures."""

@@ -45,6 +45,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, pusha
 from core.dlq import DLQ_TYPES, DeadLetterQueue, DlqStats
 from core.errors import MetricsPushFailed
 from core.settings import CollectorSettings, MonitoringSettings, load_settings
+from core.timestamps import format_utc
 
 __all__ = [
     "AUDIT_EVENTS_TOTAL",
@@ -388,7 +389,7 @@ class AlertManager:
     def changes(self, stats: Mapping[str, DlqStats], state_dir: Path, now: datetime | None = None) -> list[AlertChange]:
         """Conditions that started or cleared since the last notification recorded in ``state_dir``."""
         now = now or datetime.now(UTC)
-        stamp = now.isoformat().replace("+00:00", "Z")
+        stamp = format_utc(now)
         active = self.firing(stats, now)
         with _state(state_dir) as state:
             sent: dict[str, Any] = dict(state)

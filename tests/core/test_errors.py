@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+import core.errors
 from core.errors import (
     AlreadyExists,
-    ApprovalRejected,
     ApprovalTimedOut,
     AuthenticationFailed,
     BranchNotFound,
@@ -19,6 +19,7 @@ from core.errors import (
     DataVersionConflict,
     DocumentNotFound,
     LeaseHeld,
+    LeaseLost,
     MigrationError,
     NotFound,
     OmsAuditError,
@@ -32,11 +33,15 @@ from core.errors import (
     TerminusTimeout,
     TerminusUnreachable,
     UnknownTypes,
+    category_of,
     is_transient,
     summarize_witnesses,
 )
+from core.migration_report import ApprovalSection
+from tasks.approval import rejection_message
 
 URL = "http://127.0.0.1:6363"
+UNHANDLED = "api:UnhandledErrorResponse"
 
 
 @pytest.mark.parametrize(
@@ -202,9 +207,10 @@ def test_migration_stops_say_what_happened_and_what_to_do() -> None:
     assert "run-42 (alice)" in str(lease)
     assert "2030-01-02T03:04:05+00:00" in str(lease)
     assert "admin/oms" in str(lease)
-    rejected = ApprovalRejected("bob", "not during business hours")
-    assert "bob" in str(rejected)
-    assert "not during business hours" in str(rejected)
+    # a rejection is not an error (the run ends Cancelled): its words come from the approval record
+    rejected = rejection_message(ApprovalSection(required=True, approver="bob", comment="not during business hours"))
+    assert "bob" in rejected
+    assert "not during business hours" in rejected
     assert "600s" in str(ApprovalTimedOut(600))
 
 
@@ -223,3 +229,60 @@ def test_errors_survive_pickling_with_message_and_attributes(error: OmsAuditErro
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert copy.__dict__ == error.__dict__
+
+
+def _error_classes() -> list[type[OmsAuditError]]:
+    return [
+        value
+        for value in vars(core.errors).values()
+        if isinstance(value, type) and issubclass(value, OmsAuditError) and value is not OmsAuditError
+    ]
+
+
+@pytest.mark.parametrize("cls", _error_classes(), ids=lambda cls: cls.__name__)
+def test_every_error_class_carries_its_category_and_the_tree_shows_it(cls: type[OmsAuditError]) -> None:
+    assert cls.category in ("transient", "usage", "stopped", "failed")
+    line = next(line for line in (core.errors.__doc__ or "").splitlines() if f"── {cls.__name__} " in line)
+    assert line.rstrip().endswith(cls.category), line
+
+
+@pytest.mark.parametrize(
+    ("error", "category"),
+    [
+        (ConfigError("bad"), "usage"),
+        (AuthenticationFailed(URL, using_token=True), "usage"),
+        (PermissionDenied(URL), "usage"),
+        (DatabaseNotFound("admin/x", url=URL), "usage"),
+        (UnknownTypes(["X"], ["Y"]), "usage"),
+        (LeaseHeld(holder="h", expires_at=datetime(2030, 1, 1, tzinfo=UTC), database="d"), "stopped"),
+        (LeaseLost("d", "run-1", reason="taken over"), "stopped"),
+        (PlanConflict([]), "stopped"),
+        (SchemaDrift("a", "b"), "stopped"),
+        (TerminusServerError(status=503, url=URL), "transient"),
+        (TerminusServerError(status=500, url=URL), "transient"),
+        (TerminusServerError(status=500, api_type=UNHANDLED, url=URL), "failed"),
+        (ApprovalTimedOut(5), "failed"),
+        (KeyboardInterrupt(), "stopped"),
+        (ValueError("not ours"), "failed"),
+    ],
+)
+def test_category_of_any_exception(error: BaseException, category: str) -> None:
+    assert category_of(error) == category
+
+
+def test_terminusdbs_own_500_is_deterministic_not_transient() -> None:
+    """violation_of_diamond_property and its kind come back as a typed 500: the same request fails again."""
+    diamond = TerminusServerError(status=500, api_type=UNHANDLED, api_message="An internal server error", url=URL)
+    assert not is_transient(diamond)
+    assert category_of(pickle.loads(pickle.dumps(diamond))) == "failed"
+
+
+def test_approval_rejected_is_gone() -> None:
+    assert not hasattr(core.errors, "ApprovalRejected"), "a rejection ends the run Cancelled; it is not an error"
+
+
+def test_the_service_status_reads_the_category_too() -> None:
+    assert core.errors.http_status_of(TerminusServerError(status=503, url=URL)) == 503
+    assert core.errors.http_status_of(ConfigError("bad")) == 400
+    assert core.errors.http_status_of(SchemaDrift("a", "b")) == 409
+    assert core.errors.http_status_of(ValueError("not ours")) == 500

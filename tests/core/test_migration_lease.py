@@ -313,3 +313,43 @@ def test_keeper_acquire_refuses_when_the_lease_is_held(settings: TerminusSetting
             run_id="run-2",
             ttl_seconds=60,
         )
+
+
+def test_a_lease_whose_process_is_gone_on_this_host_is_taken_over_at_once(meta: TerminusGateway) -> None:
+    import subprocess
+    import sys
+
+    from core.processes import ProcessId, this_host
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # reaped: its pid names no process any more
+    gone = ProcessId(host=this_host(), pid=ended.pid, started="1")
+    acquire_lease(meta, database="oms", owner="worker-a", run_id="run-1", ttl_seconds=600, process=gone)
+    stored = read_lease(meta, "oms")
+    assert stored is not None and stored.process == gone and f"pid {ended.pid}" in stored.holder
+
+    lease = acquire_lease(meta, database="oms", owner="worker-b", run_id="run-2", ttl_seconds=600)
+    assert lease.took_over_run == "run-1"
+
+
+def test_a_holder_on_another_host_keeps_the_lease_until_it_expires(meta: TerminusGateway) -> None:
+    from core.processes import ProcessId
+
+    elsewhere = ProcessId(host="another-host.example", pid=1, started="1")
+    acquire_lease(meta, database="oms", owner="worker-a", run_id="run-1", ttl_seconds=60, now=T0, process=elsewhere)
+    with pytest.raises(LeaseHeld, match=r"another-host\.example"):
+        acquire_lease(meta, database="oms", owner="b", run_id="run-2", ttl_seconds=60, now=T0 + timedelta(seconds=30))
+    lease = acquire_lease(
+        meta, database="oms", owner="b", run_id="run-2", ttl_seconds=60, now=T0 + timedelta(seconds=61)
+    )
+    assert lease.took_over_run == "run-1"
+
+
+def test_a_reused_pid_does_not_pass_for_the_holder() -> None:
+    import os
+
+    from core.processes import ProcessId, this_host, this_process
+
+    assert this_process().is_gone() is False
+    parent = ProcessId(host=this_host(), pid=os.getppid(), started="not-its-start-time")
+    assert parent.is_gone() is True, "same pid, another start time: the original process is gone"

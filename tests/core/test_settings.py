@@ -188,3 +188,14 @@ def test_monitoring_and_migration_settings(monkeypatch: pytest.MonkeyPatch, tmp_
     migration = load_settings(MigrationSettings)
     assert migration.reports_dir == tmp_path / "reports"
     assert migration.service_account == "svc_other"
+
+
+def test_lease_ttl_and_renewal_are_settings_and_renewal_must_come_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMS_AUDIT_LEASE_TTL_SECONDS", "120")
+    monkeypatch.setenv("OMS_AUDIT_LEASE_RENEW_SECONDS", "30")
+    settings = load_settings(MigrationSettings)
+    assert (settings.lease_ttl_seconds, settings.lease_renew_seconds) == (120, 30)
+    monkeypatch.setenv("OMS_AUDIT_LEASE_RENEW_SECONDS", "120")
+    with pytest.raises(ConfigError, match="OMS_AUDIT_LEASE_RENEW_SECONDS") as caught:
+        load_settings(MigrationSettings)
+    assert "?" not in str(caught.value)

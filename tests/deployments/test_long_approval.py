@@ -81,7 +81,7 @@ def test_served_migration_paused_longer_than_the_lease_window_then_approved(
         second_report = report_of(reports_dir, second.id)
         [error] = second_report["errors"]  # type: ignore[misc]
         assert error["type"] == "LeaseHeld", error
-        assert f"first (run {first.id})" in error["message"], error["message"]
+        assert f"first (run {first.id}" in error["message"], error["message"]
 
         while time.monotonic() - paused_at < PAUSE_SECONDS:
             still_waiting()

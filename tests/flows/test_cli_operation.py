@@ -100,7 +100,7 @@ class Cli:
 
 
 def harness_env() -> dict[str, str]:
-    """The test's environment (the workspace's TerminusDB) with the session's Prefect API."""
+    """The test's environment (the workspace's TerminusDB) with the test run's Prefect API."""
     return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
@@ -110,6 +110,7 @@ def no_prefect_env(home: Path) -> dict[str, str]:
     return {**env, "PREFECT_HOME": str(home), "OMS_AUDIT_LOCAL_API_IDLE_SECONDS": "0"}
 
 
+@pytest.mark.timeout(3 * RUN_SECONDS)  # its own temporary API starts first; both waits are bounded
 def test_ctrl_c_at_the_prompt_is_a_clean_rejection_that_frees_the_lease(workspace: Workspace, tmp_path: Path) -> None:
     """Today the terminal's SIGINT also killed Prefect's temporary API: a ConnectError traceback or a hang."""
     run = Cli(["migrate", "--env", "test", "--execute"], no_prefect_env(tmp_path / "prefect"))

@@ -70,6 +70,8 @@ def test_sweep_replays_and_the_pushgateway_shows_the_guides_metrics(sweep_env: S
     assert requeued["last_error"]["type"] == "SinkRejected"
     assert "resource_id refused by policy" in requeued["last_error"]["message"]
     assert not list(sweep_env.dir.glob("*.claimed-*"))
+    progress = Artifact.get("dlq-sweep-progress")
+    assert progress is not None and float(progress.data) == 100.0  # type: ignore[arg-type]
     markdown = report_of(state)["markdown"]
     assert "replayed: **4**" in markdown and "Error patterns" in markdown and "ConnectTimeout" in markdown
 

@@ -279,7 +279,7 @@ def test_jwks_accepts_an_audience_list_and_refuses_crit(iam: LocalIssuer) -> Non
     )
     with pytest.raises(TokenRejected, match="crit"):
         verifier.verify_sync(crit)
-    tampered_header, _payload, signature = iam.token("u-6").split(".")
+    header, _payload, signature = iam.token("u-6").split(".")
     forged = _b64({"sub": "admin", "iss": ISSUER, "aud": AUDIENCE, "exp": 4102444800})
     with pytest.raises(TokenRejected, match="bad signature"):
-        verifier.verify_sync(f"{tampered_header}.{forged}.{signature}")
+        verifier.verify_sync(f"{header}.{forged}.{signature}")
