@@ -6,10 +6,14 @@ see :mod:`blocks.environment` for the lookup order.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from core.settings import TerminusSettings, load_settings
+
+from .settings_map import SettingsTarget
 
 
 class TerminusConnection(Block):
@@ -27,6 +31,12 @@ class TerminusConnection(Block):
     password: SecretStr = Field(default=SecretStr("root"), description="Password for basic auth.")
     token: SecretStr | None = Field(default=None, description="API token (TERMINUS_DB_TOKEN); wins over user.")
     meta_database: str = Field(default="oms_audit", description="Database holding runs, leases and events.")
+
+    SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {
+        name: ((TerminusSettings, name),)
+        for name in ("url", "team", "database", "branch", "user", "password", "token", "meta_database")
+    }
+    """The block is taken whole (see blocks.environment)."""
 
     def to_settings(self) -> TerminusSettings:
         """The same settings object the environment would give, so core code never sees a block."""

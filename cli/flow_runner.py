@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -21,12 +21,12 @@ from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import FlowPauseTimeout, NotPausedError
-from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
 from prefect.input.actions import read_flow_run_input
 from prefect.states import Cancelled, State
 
 from core.errors import OmsAuditError
+from tasks.approval import answer_paused_run
 from tasks.stop_request import clear_stop_request, request_stop
 
 Answer = Callable[..., dict[str, Any] | None]
@@ -110,10 +110,10 @@ def _ask(answer: Answer, description: str, flow_run_id: UUID) -> dict[str, Any] 
     return answer(description, still_waiting)
 
 
-def _resume(flow_run_id: UUID, answer: dict[str, Any]) -> None:
+def _resume(flow_run_id: UUID, keyset: Mapping[Any, str], answer: dict[str, Any]) -> None:
     """Resume with the answer; a pause that ended meanwhile (timed out) is no error here: the run says so."""
     with contextlib.suppress(NotPausedError, FlowPauseTimeout):
-        resume_flow_run(flow_run_id, run_input=answer)
+        answer_paused_run(flow_run_id, keyset, answer)
 
 
 def run_flow(
@@ -170,7 +170,7 @@ def run_flow(
                 description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
                 answered = _ask(answer, str(description), flow_run_id) or {}
                 if answered:
-                    _resume(flow_run_id, answered)
+                    _resume(flow_run_id, keyset, answered)
         except KeyboardInterrupt:
             if stopping or _is_paused(result.get("flow_run_id")):
                 _mark_interrupted(result.get("flow_run_id"))

@@ -20,6 +20,8 @@ from core.errors import ApprovalTimedOut, ConfigError, OmsAuditError
 from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
 from . import service_commands
+from .approve_command import approve
+from .block_commands import blocks_app
 from .dlq import dlq_app
 from .outcome import EXIT_OK, EXIT_USAGE, exit_code, exit_code_of, failure_of, find_report
 from .prefect_api import start_prefect_api
@@ -320,6 +322,8 @@ def demo(
 
 app.command()(service_commands.serve)
 app.command()(service_commands.freeze)
+app.command()(approve)
+app.add_typer(blocks_app, name="blocks")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,11 +20,31 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    env: Annotated[
+        str | None, typer.Option("--env", help="Read the block documents of this name first (else env vars only).")
+    ] = None,
 ) -> None:
     """Run the HTTP service (settings from TERMINUS_DB_*, IAM_*, OMS_AUDIT_* environment variables)."""
     from service.server import serve as run
 
-    run(host, port, log_level=log_level)
+    config = None
+    if env is not None:
+        from blocks.environment import resolve_settings
+        from core.settings import AuditSinkSettings, DlqSettings, IamSettings, ServiceSettings
+        from service.app import ServiceConfig
+
+        try:
+            config = ServiceConfig(
+                terminus=resolve_settings(env, TerminusSettings),
+                iam=resolve_settings(env, IamSettings),
+                service=resolve_settings(env, ServiceSettings),
+                dlq=resolve_settings(env, DlqSettings),
+                sink_settings=resolve_settings(env, AuditSinkSettings),
+            )
+        except OmsAuditError as exc:
+            err_console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+    run(host, port, log_level=log_level, config=config)
 
 
 class FreezeAction(StrEnum):

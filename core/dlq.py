@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from core.audit import AuditEvent
 from core.errors import DlqUnavailable, DlqWriteFailed
-from core.timestamps import format_utc
+from core.timestamps import format_utc, utc_now
 
 __all__ = [
     "DLQ_TYPES",
@@ -157,7 +157,7 @@ def corrupt_record(line: RawLine, *, reason: str, source: str, run_id: str | Non
 
 
 def _now_text() -> str:
-    return format_utc(datetime.now(UTC))
+    return format_utc(utc_now())
 
 
 class DeadLetterQueue:

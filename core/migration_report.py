@@ -98,6 +98,19 @@ class ApprovalSection(BaseModel):
     decided_at: datetime | None = None
     timed_out: bool = False
     timeout_seconds: int | None = None
+    verified: bool = False
+    """True when the answer carried a token the IAM verified with role ``schema:approve``."""
+    approver_id: str | None = None
+    """The verified token's ``sub`` (None for an unverified answer)."""
+    refused: list[str] = []
+    """Answers refused while the run kept waiting (bad token, policy), each with its reason; never a token."""
+
+    @property
+    def recorded_approver(self) -> str | None:
+        """The approver as the history stores it: ``alice (verified: u-123)`` or the typed name."""
+        if self.approver and self.verified:
+            return f"{self.approver} (verified: {self.approver_id})"
+        return self.approver
 
 
 class ValidationCheck(BaseModel):

@@ -209,7 +209,7 @@ def record_of(report: RunReport, report_path: str | None) -> MigrationRunRecord:
         mode=mode,
         status=run_status(report),
         triggered_by=report.triggered_by or "unknown",
-        approved_by=report.approval.approver if report.approval.decision == "approve" else None,
+        approved_by=report.approval.recorded_approver if report.approval.decision == "approve" else None,
         approval_comment=report.approval.comment,
         fingerprint=fingerprint,
         head_commit_before=report.head_commit_before,

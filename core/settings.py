@@ -21,6 +21,7 @@ from core.errors import ConfigError
 
 __all__ = [
     "LOCAL_ENV",
+    "ApprovalSettings",
     "AuditSinkSettings",
     "CollectorSettings",
     "DlqSettings",
@@ -218,6 +219,9 @@ class MonitoringSettings(BaseSettings):
     dlq_dir: Path = Field(Path("/tmp"), validation_alias="OMS_AUDIT_DLQ_DIR")
     dlq_alert_threshold: int = Field(100, ge=0, validation_alias="DLQ_ALERT_THRESHOLD")
     dlq_age_threshold_seconds: float = Field(3600, gt=0, validation_alias="DLQ_AGE_THRESHOLD_SECONDS")
+    pushgateway_job: str = Field("oms_audit_dlq_sweep", min_length=1, validation_alias="OMS_AUDIT_PUSHGATEWAY_JOB")
+    #: extra grouping-key labels of the sweep's push (JSON object), besides instance and env
+    pushgateway_labels: dict[str, str] = Field(default_factory=dict, validation_alias="OMS_AUDIT_PUSHGATEWAY_LABELS")
 
 
 # ---- audit sink and DLQ (the DLQ sweep) -------------------------------------------------------------
@@ -262,6 +266,15 @@ class CollectorSettings(BaseSettings):
 
 
 # ---- end of audit sink and DLQ -----------------------------------------------------------------------
+
+
+class ApprovalSettings(BaseSettings):
+    """Who may answer an approval: verified approvers only, and never the person who triggered the run."""
+
+    model_config = _COMMON
+
+    require_verified: bool = Field(False, validation_alias="OMS_AUDIT_REQUIRE_VERIFIED_APPROVAL")
+    four_eyes: bool = Field(False, validation_alias="OMS_AUDIT_FOUR_EYES")
 
 
 class MigrationSettings(BaseSettings):

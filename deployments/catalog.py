@@ -35,6 +35,19 @@ never takes over the work-pool deployment of the same name on a shared Prefect s
 
 
 @dataclass(frozen=True)
+class CronSchedule:
+    """A cron schedule in a named timezone, as ``prefect.yaml``'s ``schedules:`` and ``serve`` both take it."""
+
+    cron: str
+    timezone: str = "UTC"
+
+    def to_prefect(self) -> Any:
+        from prefect.schedules import Cron
+
+        return Cron(self.cron, timezone=self.timezone)
+
+
+@dataclass(frozen=True)
 class DeploymentSpec:
     """Everything Prefect needs to register one deployment of one flow of this project."""
 
@@ -46,6 +59,8 @@ class DeploymentSpec:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     concurrency_limit: int | None = None
     """Prefect's deployment concurrency limit; None for every deployment here (see the module docstring)."""
+    schedules: tuple[CronSchedule, ...] = ()
+    """When Prefect starts runs by itself (none: manual only)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
@@ -121,5 +136,21 @@ ROLLBACK = DeploymentSpec(
     parameters={"env": DEFAULT_ENV},
 )
 
-DEPLOYMENTS: tuple[DeploymentSpec, ...] = (MIGRATION, ROLLBACK)
+DLQ_SWEEP = DeploymentSpec(
+    name="audit-dlq-sweep",
+    flow_name="oms-audit-dlq-sweep",
+    entrypoint="flows/dlq_sweep.py:dlq_sweep",
+    description=(
+        "Nightly (02:00 UTC): replay the audit dead-letter queue (audit_dlq_fallback*.jsonl in the DLQ "
+        "directory) into the audit sink, move events that keep failing to poison, keep unparseable lines in "
+        "corrupt, push the DLQ metrics to the Pushgateway and page the alert webhook when the DLQ grows or "
+        "ages. Several workers may sweep at once: each file is claimed by one. env names the block documents "
+        "to use (else the worker's environment variables)."
+    ),
+    tags=("oms-audit", "dlq", "sweep"),
+    parameters={"env": DEFAULT_ENV},
+    schedules=(CronSchedule("0 2 * * *", timezone="UTC"),),
+)
+
+DEPLOYMENTS: tuple[DeploymentSpec, ...] = (MIGRATION, ROLLBACK, DLQ_SWEEP)
 """Every deployment of the project, in the order ``prefect.yaml`` lists them."""

@@ -30,6 +30,7 @@ def runner_deployment(spec: DeploymentSpec, env: str) -> RunnerDeployment:
         tags=list(spec.tags),
         parameters=spec.default_parameters(env),
         concurrency_limit=spec.concurrency_limit,
+        schedules=[schedule.to_prefect() for schedule in spec.schedules],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
 

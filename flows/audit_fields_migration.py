@@ -17,7 +17,7 @@ from prefect.states import State
 from core.errors import MigrationValidationFailed, PlanConflict
 from core.migration_commits import patch_message
 from core.migration_report import ApprovalSection, MigrationReport, PlanSection
-from tasks.artifacts import publish_plan
+from tasks.artifacts import migration_summary, publish_plan
 from tasks.patching import apply_operations
 from tasks.run_record import run_books
 from tasks.schema_tasks import analyze_target, check_for_drift, plan_migration, snapshot_schema
@@ -28,7 +28,8 @@ from tasks.validation import validate_target
 def _run_name() -> str:
     params = flow_run.parameters
     mode = "dry-run" if params.get("dry_run", True) else "execute"
-    return f"audit-fields-{params.get('env', 'local')}-{mode}"
+    # renamed after planning to audit-fields-<database>-<mode>-<plan> (tasks.artifacts.name_run)
+    return f"audit-fields-{params.get('database') or params.get('env', 'local')}-{mode}"
 
 
 @flow(name="audit-fields-migration", flow_run_name=_run_name, log_prints=False)
@@ -81,7 +82,7 @@ def audit_fields_migration(
             raise PlanConflict(analysis.conflicts)
         plan, refused = plan_migration(target, analysis)
         report.plan = PlanSection.of(plan)
-        publish_plan(plan)
+        plan_url = publish_plan(plan)
         logger.info("Plan %s: %d types to patch", plan.fingerprint[:12], len(plan.operations))
         if plan.estimate_unknown:
             report.warnings.append(f"The duration estimate is unknown: {plan.estimate_unknown}")
@@ -95,7 +96,10 @@ def audit_fields_migration(
             return run.finish("planned", fingerprint=plan.fingerprint)
 
         if plan.operations:
-            if not run.approve(plan.to_markdown(), plan.fingerprint, approval_timeout_seconds, approval_poll_seconds):
+            summary = (*migration_summary(plan, env), plan_url)
+            if not run.approve(
+                plan.to_markdown(), plan.fingerprint, approval_timeout_seconds, approval_poll_seconds, summary
+            ):
                 return run.rejected()
             run.status("running")
             baseline = check_for_drift(target, plan, report.snapshot_path, include or [], exclude or [])

@@ -21,7 +21,7 @@ from core.migration_report import ROLLBACK_REPORT_PREFIX, ApprovalSection, Rollb
 from core.rollback_plan import RollbackPlan, RollbackSource, load_rollback_source, plan_rollback
 from core.schema_documents import schema_differences
 from core.settings import MonitoringSettings, load_settings
-from tasks.artifacts import publish_rollback_plan
+from tasks.artifacts import publish_rollback_plan, rollback_summary
 from tasks.patching import apply_operations
 from tasks.run_record import RECENT_COMMITS, run_books
 from tasks.schema_tasks import read_consistent_schema
@@ -86,9 +86,10 @@ def audit_fields_rollback(
         # Every precondition is checked here, before anything changes: plan_rollback refuses what is unsafe.
         head, schema, plan = _plan_now(target, source, reset)
         rollback.head_commit_before, rollback.removals = head, plan.removed
-        publish_rollback_plan(plan.to_markdown())
+        plan_url = publish_rollback_plan(plan.to_markdown(), target.database)
         fingerprint = plan.fingerprint(head)
-        if not run.approve(plan.to_markdown(), fingerprint, approval_timeout_seconds, approval_poll_seconds):
+        summary = (*rollback_summary(plan), plan_url)
+        if not run.approve(plan.to_markdown(), fingerprint, approval_timeout_seconds, approval_poll_seconds, summary):
             return run.rejected()
 
         run.status("running")

@@ -7,17 +7,19 @@ import logging
 
 import uvicorn
 
-from service.app import create_app
+from service.app import ServiceConfig, create_app
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
-def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info") -> None:
+def serve(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log_level: str = "info", config: ServiceConfig | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM; queued audit events are delivered before the process exits."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
-        create_app(),
+        create_app(config),
         host=host,
         port=port,
         log_level=log_level,

@@ -25,10 +25,10 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.cache_policies import NO_CACHE
-from prefect.types import SecretDict
 
+from blocks.dlq import DlqConfig
+from blocks.environment import WEBHOOK_SECRET_KEY, alert_webhook, load_block, resolve_settings
 from core.audit import AuditSink
 from core.dlq import ClaimedFile, Claimer, DeadLetterQueue
 from core.dlq_sweep import (
@@ -43,6 +43,7 @@ from core.dlq_sweep import (
 from core.errors import AlertDeliveryFailed
 from core.monitoring.audit_metrics import (
     AlertChange,
+    AlertManager,
     SweepResult,
     get_alert_manager,
     push_sweep_metrics,
@@ -109,7 +110,7 @@ class SweepPlan:
 
 
 def sweep_plan(env: str, dlq_dir: str | None, batch_size: int | None, max_attempts: int | None) -> SweepPlan:
-    settings = load_settings(DlqSettings)
+    settings = resolve_settings(env, DlqSettings)
     retry = RetryPolicy(attempts=settings.sink_attempts, base_delay_seconds=settings.sink_retry_delay_seconds)
     return SweepPlan(
         env=env,
@@ -195,12 +196,19 @@ def inspect_dlq_files(dlq: DeadLetterQueue, tally: PatternTally) -> SweepCounts:
 def push_dlq_metrics(dlq: DeadLetterQueue, env: str, result: SweepResult) -> str:
     """``pushadd`` the DLQ gauges and the run's counts; raises ``MetricsPushFailed`` (no retry: the next
     nightly push supersedes it, and the replay is already done)."""
-    settings = load_settings(MonitoringSettings)
+    settings = resolve_settings(env, MonitoringSettings)
     if not settings.pushgateway_url:
         get_run_logger().warning("PROMETHEUS_PUSHGATEWAY_URL is not set: DLQ metrics were not pushed")
         return "skipped (PROMETHEUS_PUSHGATEWAY_URL not set)"
     registry = sweep_registry(dlq.stats(), result)
-    push_sweep_metrics(settings.pushgateway_url, registry, instance=sweep_instance(), env=env)
+    push_sweep_metrics(
+        settings.pushgateway_url,
+        registry,
+        instance=sweep_instance(),
+        env=env,
+        job=settings.pushgateway_job,
+        labels=settings.pushgateway_labels,
+    )
     return "pushed"
 
 
@@ -212,19 +220,19 @@ def sweep_instance() -> str:
 @task(name="notify-dlq-alert", task_run_name="alert-{change.alertname}-{change.status}", cache_policy=NO_CACHE)
 def send_alert(change: AlertChange, env: str) -> None:
     """POST one Alertmanager-shaped notification through a CustomWebhookNotificationBlock."""
-    webhook = load_settings(MonitoringSettings).dlq_alert_webhook
-    if webhook is None:
-        raise AlertDeliveryFailed(reason="DLQ_ALERT_WEBHOOK is not set")
-    block = CustomWebhookNotificationBlock(  # type: ignore[call-arg]
-        name="oms-audit-dlq",
-        url="{{webhook_url}}",
-        json_data=change.alertmanager_payload(env),
-        secrets=SecretDict({"webhook_url": webhook.get_secret_value()}),
-        timeout=load_settings(DlqSettings).alert_timeout_seconds,
-        allow_private_urls=True,  # the operator configures the URL; Alertmanager often lives on a private net
+    configured, _ = alert_webhook(env)
+    if configured is None:
+        raise AlertDeliveryFailed(reason="no alert webhook: neither a webhook block nor DLQ_ALERT_WEBHOOK is set")
+    # the block's own json_data template wins (e.g. a chat tool's format); else Alertmanager's payload
+    block = configured.model_copy(
+        update={
+            "json_data": configured.json_data or change.alertmanager_payload(env),
+            "timeout": load_settings(DlqSettings).alert_timeout_seconds,
+        }
     )
+    secret = str(block.secrets.get_secret_value().get(WEBHOOK_SECRET_KEY) or block.url)
     try:
-        with _hidden_from_logs(webhook.get_secret_value()):
+        with _hidden_from_logs(secret):
             block.notify(body=change.summary, subject=f"[{change.status.upper()}] {change.alertname}")
     except httpx.HTTPStatusError as exc:
         raise AlertDeliveryFailed(reason=f"the receiver answered HTTP {exc.response.status_code}") from None
@@ -256,17 +264,27 @@ def _hidden_from_logs(secret: str) -> Iterator[None]:
             logger.removeFilter(hide)
 
 
+def _alert_manager_for(env: str) -> AlertManager:
+    """The thresholds of the environment's DLQ block when it has one, else the process's alert manager."""
+    if load_block(DlqConfig, env) is None:
+        return get_alert_manager()
+    settings = resolve_settings(env, MonitoringSettings)
+    return AlertManager(settings.dlq_alert_threshold, settings.dlq_age_threshold_seconds)
+
+
 def notify_dlq_alerts(dlq: DeadLetterQueue, env: str) -> tuple[list[dict[str, Any]], str | None]:
     """Send each condition change once (firing / resolved), retried; remember what was delivered.
 
     Returns (what was sent, the error of the first change that could not be delivered, if any).
     """
-    manager = get_alert_manager()
+    manager = _alert_manager_for(env)
     changes = manager.changes(dlq.stats(), dlq.directory)
     if not changes:
         return [], None
-    if load_settings(MonitoringSettings).dlq_alert_webhook is None:
-        get_run_logger().warning("DLQ_ALERT_WEBHOOK is not set: %d alert change(s) not sent", len(changes))
+    if alert_webhook(env)[0] is None:
+        get_run_logger().warning(
+            "No alert webhook (block or DLQ_ALERT_WEBHOOK): %d alert change(s) not sent", len(changes)
+        )
         return [{"alert": c.key, "status": c.status, "delivered": False} for c in changes], None
     settings = load_settings(DlqSettings)
     sender = send_alert.with_options(
@@ -306,7 +324,7 @@ def open_sink(env: str) -> AuditSink:
     from core.audit import open_audit_sink
     from core.settings import AuditSinkSettings, TerminusSettings
 
-    sink = load_settings(AuditSinkSettings)
+    sink = resolve_settings(env, AuditSinkSettings)
     # an external backend needs no TerminusDB: do not demand one for this environment
     terminus = load_settings(TerminusSettings) if sink.backend_url else resolve_terminus(env).settings
     return open_audit_sink(sink, terminus)

@@ -87,7 +87,7 @@ def apply_operation(target: Target, operation: SchemaOperation, author: str, mes
 
 def apply_operations(target: Target, operations: Sequence[SchemaOperation], run: RunBooks, message: str) -> None:
     """Every operation in plan order, one task (one commit) each; the books follow every step."""
-    progress = start_progress(len(operations))
+    progress = start_progress(len(operations), target.database)
     for done, operation in enumerate(operations, start=1):
         run.check_in()
         run.type_state(operation.label, "applying")

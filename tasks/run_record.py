@@ -55,7 +55,7 @@ from core.settings import MigrationSettings, TerminusSettings, load_settings
 from core.terminus import TerminusGateway
 from core.timestamps import utc_now
 
-from .approval import approved, rejection_message, request_approval
+from .approval import approved, refused_answers, rejection_message, request_approval
 from .artifacts import publish_report
 from .stop_request import stop_requested
 from .terminus_target import Target, target_settings
@@ -151,14 +151,32 @@ class RunBooks(Generic[ReportT]):
         self._reconcile(keeper.lease)
         return keeper
 
-    def approve(self, description: str, fingerprint: str, timeout_seconds: int, poll_seconds: int) -> bool:
-        """Pause for the approver; True when approved (False: rejected, see :meth:`rejected`)."""
+    def approve(
+        self,
+        description: str,
+        fingerprint: str,
+        timeout_seconds: int,
+        poll_seconds: int,
+        summary: tuple[str, list[str], str | None] | None = None,
+    ) -> bool:
+        """Pause for the approver; True when approved (False: rejected, see :meth:`rejected`).
+
+        ``summary`` = (question, facts, plan artifact URL): the short description the dialog shows."""
         self.check_in()
         self.status("awaiting_approval")
         try:
-            answer = request_approval(description, fingerprint, timeout_seconds, poll_seconds)
-        except ApprovalTimedOut:
+            answer = request_approval(
+                description,
+                fingerprint,
+                timeout_seconds,
+                poll_seconds,
+                env=self.report.env,
+                triggered_by=self.report.triggered_by,
+                summary=summary,
+            )
+        except ApprovalTimedOut as exc:
             self.report.approval.timed_out = True
+            self.report.approval.refused = refused_answers(exc)
             raise
         if approved(answer, fingerprint, self.report.approval):
             return True

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_link_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.errors import PermissionDenied, TerminusServerError
@@ -36,9 +36,14 @@ def snapshot_schema(target: Target, reports_dir: str, run_id: str) -> tuple[str,
         head, schema = read_consistent_schema(gateway)
     snapshot: SchemaSnapshot = take(target.database, target.branch, head, schema)
     path = snapshot.save(Path(reports_dir), run_id)
-    create_link_artifact(
-        link=path.resolve().as_uri(),
-        link_text=path.name,
+    from tasks.artifacts import artifact_key
+
+    create_markdown_artifact(
+        markdown=(
+            f"Schema snapshot of `{target.describe()}` at commit `{head}`: {len(schema)} schema documents, "
+            f"saved on the worker as `{path}` (the rollback starts from it)."
+        ),
+        key=artifact_key("audit-fields-snapshot", target.database),
         description=f"Schema snapshot of {target.describe()} at commit {head}",
     )
     return str(path), head

@@ -170,7 +170,14 @@ def sweep_registry(
 
 
 def push_sweep_metrics(
-    url: str, registry: CollectorRegistry, *, instance: str, env: str, timeout_seconds: float = 10.0
+    url: str,
+    registry: CollectorRegistry,
+    *,
+    instance: str,
+    env: str,
+    timeout_seconds: float = 10.0,
+    job: str = SWEEP_JOB,
+    labels: Mapping[str, str] | None = None,
 ) -> None:
     """``pushadd`` the sweep's registry under ``{job=oms_audit_dlq_sweep, instance, env}``.
 
@@ -181,9 +188,9 @@ def push_sweep_metrics(
     try:
         pushadd_to_gateway(
             url,
-            job=SWEEP_JOB,
+            job=job,
             registry=registry,
-            grouping_key={"instance": instance, "env": env},
+            grouping_key={**(labels or {}), "instance": instance, "env": env},
             timeout=timeout_seconds,
         )
     except OSError as exc:  # urllib's URLError / HTTPError, socket timeouts

@@ -39,6 +39,14 @@ class PrefectServer:
     home: Path
     process: BackgroundProcess
 
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+    @property
+    def database(self) -> Path:
+        return self.home / "prefect.db"
+
     def client_env(self, **extra: str) -> dict[str, str]:
         """The environment of a CLI, ``serve`` or worker process pointed at this server."""
         return clean_environment(
@@ -66,8 +74,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         PREFECT_HOME=str(state),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{state / 'prefect.db'}",
+        # the UI (for the browser tests) is built into this folder, not into the installed package
+        PREFECT_SERVER_UI_STATIC_DIRECTORY=str(state / "ui"),
+        PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",  # what the browser's UI calls (default: port 4200)
     )
-    command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"]
+    command = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     process = BackgroundProcess.start("prefect-server", command, env=env, cwd=state, log_dir=state)
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -64,6 +64,9 @@ def test_prefect_yaml_declares_exactly_the_catalog() -> None:
         assert entry["work_pool"]["name"] == WORK_POOL
         assert spec.load_flow().name == spec.flow_name  # the entrypoint names the flow the catalog means
     assert "pull" not in config, "prefect deploy records the checkout it runs from as the working directory"
+    for spec in DEPLOYMENTS:
+        declared_schedules = declared[spec.name].get("schedules", [])
+        assert declared_schedules == [{"cron": s.cron, "timezone": s.timezone} for s in spec.schedules]
 
 
 def test_catalog_defaults_are_valid_flow_parameters() -> None:
@@ -190,7 +193,11 @@ def test_served_migration_dry_run_then_approved_from_the_ui(
             return run if run.state.is_paused() else None
 
         wait_for("the execute run to pause for approval", paused, timeout=RUN_SECONDS, watch=[serving])
-        resume_flow_run(execute.id, run_input={"decision": "approve", "approver": "ui-user", "comment": "ok"})
+        from prefect.input.actions import read_flow_run_input
+
+        plan = read_flow_run_input("approval-plan", flow_run_id=execute.id)
+        values = {"decision": "approve", "plan": plan, "approver": "ui-user", "comment": "ok"}
+        resume_flow_run(execute.id, run_input=values)
         assert_completed(final_state(execute.id, serving), serving)
     finally:
         serving.stop()
@@ -198,6 +205,7 @@ def test_served_migration_dry_run_then_approved_from_the_ui(
     executed = reports(reports_dir)[-1]
     assert (executed["mode"], executed["status"]) == ("execute", "succeeded"), executed.get("errors")
     assert executed["approval"]["approver"] == "ui-user" and executed["approval"]["decision"] == "approve"
+    assert executed["approval"]["verified"] is False
     assert executed["approval"]["via"] == "prefect-ui"
     assert executed["plan"]["fingerprint"] == planned["plan"]["fingerprint"]
     assert set(schema_class(sandbox_demo, "OntologyResource")) >= AUDIT_FIELDS

@@ -74,12 +74,17 @@ def task_runs_of(flow_run_id: Any, *, settle_seconds: float = 15.0) -> list[Any]
         time.sleep(0.5)
 
 
-def artifact_keys_of(flow_run_id: Any) -> set[str]:
+def artifacts_of(flow_run_id: Any) -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        return list(
+            client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
         )
-    return {artifact.key for artifact in artifacts if artifact.key}
+
+
+def artifact_keys_of(flow_run_id: Any) -> set[str]:
+    return {artifact.key for artifact in artifacts_of(flow_run_id) if artifact.key}

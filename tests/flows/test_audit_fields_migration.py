@@ -14,13 +14,22 @@ from tests.conftest import ADMIN_TOKEN
 
 from .conftest import Workspace, approve, reject
 from .helpers import (
-    artifact_keys_of,
+    artifacts_of,
     document_classes,
     missing_audit_fields,
     only_report,
     read_report,
     task_runs_of,
 )
+
+ARTIFACT_KINDS = ("plan", "plan-types", "snapshot", "progress", "report", "report-json")
+
+
+def read_flow_run(flow_run_id: Any) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id)
 
 
 def head(space: Workspace) -> str:
@@ -89,9 +98,15 @@ def test_execute_approved_gives_every_document_type_the_six_fields(workspace: Wo
     assert len(commits) == len(patched), "one commit per patched type"
     names = {run.name for run in task_runs_of(outcome.flow_run_id)}
     assert {f"patch-{name}" for name in patched} <= names
-    assert {"audit-fields-plan", "audit-fields-plan-types", "audit-fields-report"} <= artifact_keys_of(
-        outcome.flow_run_id
-    )
+    keyed = [f"audit-fields-{kind}-{workspace.database.replace('_', '-')}" for kind in ARTIFACT_KINDS]
+    artifacts = artifacts_of(outcome.flow_run_id)
+    assert set(keyed) <= {artifact.key for artifact in artifacts}
+    assert all(artifact.key for artifact in artifacts), "every artifact is keyed (no untitled cards)"
+    assert not any("file://" in str(artifact.data) for artifact in artifacts), "a browser cannot open file links"
+    [report_json] = [a for a in artifacts if a.key == keyed[ARTIFACT_KINDS.index("report-json")]]
+    assert f'"run_id": "{report["run_id"]}"' in str(report_json.data)
+    fingerprint = report["plan"]["fingerprint"]
+    assert read_flow_run(outcome.flow_run_id).name == f"audit-fields-{workspace.database}-execute-{fingerprint[:8]}"
     assert all(report["run_id"] in c.message for c in commits)
     assert sorted(op["class"] for c in commits for op in (c.migration or [])[:1]) == sorted(patched)
     assert len(documents_after) == len(documents_before)
@@ -150,14 +165,18 @@ def test_schema_drift_after_the_plan_stops_before_any_change(workspace: Workspac
     assert report["errors"][-1]["type"] == "SchemaDrift"
 
 
-def test_stale_approval_is_refused(workspace: Workspace) -> None:
+def test_approval_of_another_plan_is_refused_and_the_run_keeps_waiting(workspace: Workspace) -> None:
     before = head(workspace)
 
     def approve_old_plan(description: str) -> dict[str, Any]:
-        return approve(description) | {"plan_fingerprint": "0" * 64}
+        return approve(description) | {"plan": "0" * 8}
 
-    outcome = workspace.migrate(dry_run=False, answer=approve_old_plan)
-    assert outcome.state.is_failed() and error_type(outcome) == "StaleApproval"
+    outcome = workspace.migrate(dry_run=False, answer=approve_old_plan, approval_timeout_seconds=6)
+    assert outcome.state.is_failed()  # the server words a timed-out pause itself; the report says why
+    report = only_report(workspace.reports_dir)
+    assert report["errors"][-1]["type"] == "ApprovalTimedOut"
+    [refusal] = report["approval"]["refused"]
+    assert "plan fingerprint typed (00000000) is not this plan's" in refusal
     assert head(workspace) == before
 
 

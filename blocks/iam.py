@@ -1,0 +1,33 @@
+"""How approver and caller tokens are verified, as a Prefect block (the guide's ``IAM_*`` variables)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+from core.settings import IamSettings
+
+from .settings_map import SettingsTarget
+
+
+class IamConfig(Block):
+    """The IAM service (token verification) or a JWKS with its issuer and audience."""
+
+    _block_type_name = "OMS Audit IAM"
+    _block_type_slug = "oms-audit-iam"
+    _description = "Where oms-audit verifies JWTs: the IAM service's verify endpoint, or a JWKS URL."
+
+    service_url: str | None = Field(default=None, description="IAM service base URL (IAM_SERVICE_URL).")
+    verification_endpoint: str = Field(
+        default="/api/v1/verify", description="Verify path on the IAM service (IAM_VERIFICATION_ENDPOINT)."
+    )
+    jwks_url: str | None = Field(default=None, description="JWKS URL; wins over the IAM service (IAM_JWKS_URL).")
+    issuer: str | None = Field(default=None, description="Expected iss of JWKS-verified tokens (IAM_ISSUER).")
+    audience: str | None = Field(default=None, description="Expected aud of JWKS-verified tokens (IAM_AUDIENCE).")
+
+    SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {
+        name: ((IamSettings, name),)
+        for name in ("service_url", "verification_endpoint", "jwks_url", "issuer", "audience")
+    }
