@@ -6,12 +6,16 @@ document per request, as an application without oms-audit would), then through `
 metadata database). Afterwards every successful service write must have its event in the sink or the DLQ.
 
 Run: ``uv run python bench/bench_service.py [--seconds 20] [--clients 16] [--service-env NAME=VALUE ...]``
+
+``--profile FILE`` runs the service under cProfile (its event-loop thread) and writes the stats to FILE
+(read them with ``python -m pstats FILE``); the profiler's own overhead makes that run's rates meaningless.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -38,6 +42,33 @@ SCHEMA = {
     "description": {"@type": "Optional", "@class": "xsd:string"},
     **{field: audit_field_range(field) for field in AUDIT_FIELDS},
 }
+
+
+#: the service's entry under cProfile, timing CPU of the event-loop thread (not wall time, which the other
+#: processes on the shared machine would inflate)
+PROFILED = (
+    "import cProfile, time; from service.server import main; profile = cProfile.Profile(time.thread_time); "
+    "profile.enable()\ntry:\n    main()\nfinally:\n    profile.disable(); profile.dump_stats({out!r})"
+)
+
+
+ENTRY = "from service.server import main; main()"
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of the main thread — the event loop, all other threads) of a process so far."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if task.name == str(pid):
+            main += seconds
+        else:
+            other += seconds
+    return main, other
 
 
 def free_port() -> int:
@@ -124,6 +155,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--service-env", action="append", default=[], help="NAME=VALUE for the service")
+    parser.add_argument("--profile", type=Path, help="profile the service with cProfile into this file")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
     sandbox_port = free_port()
@@ -155,8 +187,13 @@ def main() -> None:
             )
             env.update(item.split("=", 1) for item in args.service_env)
             port = free_port()
+            entry = (
+                PROFILED.format(out=str(args.profile.resolve()))
+                if args.profile
+                else "from service.server import main; main()"
+            )
             service = subprocess.Popen(
-                [sys.executable, "-m", "service", "--port", str(port), "--log-level", "warning"],
+                [sys.executable, "-c", entry, "--port", str(port), "--log-level", "warning"],
                 cwd=ROOT,
                 env=env,
                 stdout=(tmp / "service.log").open("wb"),
@@ -193,10 +230,12 @@ def main() -> None:
             marks = (cpu_seconds(sandbox.pid), cpu_seconds(service.pid), time.process_time())
             results["direct to the sandbox"] = load(base, direct_headers, direct_request, args.seconds, args.clients)
             after_direct = (cpu_seconds(sandbox.pid), cpu_seconds(service.pid), time.process_time())
+            threads_before = thread_cpu(service.pid)
             results["through the service"] = load(
                 f"http://127.0.0.1:{port}", tokens, service_request, args.seconds, args.clients
             )
             after_service = (cpu_seconds(sandbox.pid), cpu_seconds(service.pid), time.process_time())
+            threads_after = thread_cpu(service.pid)
             for label, before, after in (
                 ("direct to the sandbox", marks, after_direct),
                 ("through the service", after_direct, after_service),
@@ -204,7 +243,8 @@ def main() -> None:
                 done = max(1, results[label][0])
                 sandbox_ms, service_ms, client_ms = ((b - a) / done * 1000 for a, b in zip(before, after, strict=True))
                 cpu[label] = (sandbox_ms, service_ms, client_ms)
-            service.terminate()
+            # uvicorn re-raises the signal after its graceful shutdown: SIGINT lets cProfile write its stats
+            service.send_signal(signal.SIGINT if args.profile else signal.SIGTERM)
             service.wait(timeout=60)
             service = None
         events = count_events(base, meta)
@@ -231,6 +271,9 @@ def main() -> None:
     print("\nCPU per successful write (ms): | path | sandbox | service | load clients |")
     for label, (sandbox_ms, service_ms, client_ms) in cpu.items():
         print(f"| {label} | {sandbox_ms:.2f} | {service_ms:.2f} | {client_ms:.2f} |")
+    done = max(1, service_ok)
+    loop_ms, other_ms = ((b - a) / done * 1000 for a, b in zip(threads_before, threads_after, strict=True))
+    print(f"service CPU per write by thread: event loop {loop_ms:.2f} ms, pool threads {other_ms:.2f} ms")
     print(f"audit events: {events:,} in the sink + {dlq_lines:,} in the DLQ for {service_ok:,} service writes")
     print("every event delivered:", "yes" if events + dlq_lines >= service_ok else "NO")
 

@@ -341,6 +341,15 @@ class HttpAuditSink:
     def close(self) -> None:
         self._http.close()
 
+    def check(self) -> None:
+        """Raise ``AuditSinkUnavailable`` unless the backend answers (any answer but 5xx or a refusal of us)."""
+        try:
+            reply = self._http.get(self._url, params={"limit": 1})
+        except httpx.HTTPError as exc:
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason=type(exc).__name__) from None
+        if reply.status_code >= 500 or reply.status_code in (401, 403, 407, 408, 429):
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason=f"HTTP {reply.status_code}")
+
     def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
         unique = list({event.event_id: event for event in events}.values())
         if not unique:
@@ -378,14 +387,18 @@ class HttpAuditSink:
             if value is not None:
                 params[key] = value
         if since is not None:
-            params["since"] = since.isoformat()
+            params["since"] = format_utc(since)
         try:
             reply = self._http.get(self._url, params=params)
             reply.raise_for_status()
             body = reply.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason=type(exc).__name__) from None
-        return [AuditEvent.model_validate(e) for e in body.get("events", [])], body.get("next_cursor")
+        if not isinstance(body, dict):
+            raise AuditSinkUnavailable("the audit backend (AUDIT_BACKEND_URL)", reason="reply is not a JSON object")
+        # the filters are the backend's to apply; never hand on more than the page asked for
+        events = body.get("events") or []
+        return [AuditEvent.model_validate(e) for e in events[:limit]], body.get("next_cursor")
 
 
 def open_audit_sink(

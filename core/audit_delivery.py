@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from core.audit import AuditEvent, AuditSink, LastError
+from core.audit_async import AsyncAuditSink, as_async_sink
 from core.dlq import DeadLetterQueue
 from core.errors import AuditUndeliverable, OmsAuditError
 from core.identity import service_name_of
@@ -148,7 +149,7 @@ class AuditEmitter:
 
     def __init__(
         self,
-        sink: AuditSink,
+        sink: AuditSink | AsyncAuditSink,
         dlq: DeadLetterQueue,
         *,
         timeout_seconds: float = 2.0,
@@ -156,7 +157,7 @@ class AuditEmitter:
         max_batch: int = 500,
         max_in_flight: int = 4,
     ) -> None:
-        self.sink = sink
+        self.sink = as_async_sink(sink)  # a blocking sink runs on threads
         self.dlq = dlq
         self.timeout_seconds = timeout_seconds
         self.window_seconds = window_seconds
@@ -230,9 +231,9 @@ class AuditEmitter:
         rejected: dict[str, str] | None = None
         failure: BaseException | None = None
         try:
-            rejected = await asyncio.wait_for(asyncio.to_thread(self.sink.deliver, events), self.timeout_seconds)
+            rejected = await asyncio.wait_for(self.sink.deliver(events), self.timeout_seconds)
         except TimeoutError:
-            # The sink call may still finish in its thread: the DLQ copy is then a duplicate, which the
+            # The sink call may still finish (in its thread): the DLQ copy is then a duplicate, which the
             # sweep's replay absorbs (idempotent on event_id). Losing the event would not be.
             failure = TimeoutError(f"the audit sink did not answer within {self.timeout_seconds:g}s")
         except Exception as exc:

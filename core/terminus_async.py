@@ -119,8 +119,31 @@ class AsyncDocumentClient:
         """Insert in one commit with ``author`` as the commit author; the new ids (``Type/key``)."""
         return _short_ids(self._json(await self._write("POST", docs, author, message, **where)))
 
-    async def replace(self, docs: list[dict[str, Any]], *, author: str, message: str, **where: str | None) -> list[str]:
-        return _short_ids(self._json(await self._write("PUT", docs, author, message, **where)))
+    async def replace(
+        self, docs: list[dict[str, Any]], *, author: str, message: str, create: bool = False, **where: str | None
+    ) -> list[str]:
+        """Replace in one commit; with ``create`` a document not stored yet is inserted (replace-or-create)."""
+        extra = {"create": "true"} if create else None
+        return _short_ids(self._json(await self._write("PUT", docs, author, message, extra, **where)))
+
+    async def query(
+        self, template: dict[str, Any], *, database: str | None = None, branch: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The instance documents matching ``template`` (TerminusDB's query by example: equal values only)."""
+        db, br = database or self.database, branch or self.branch
+        body = {"query": template, "graph_type": "instance", "as_list": True}
+        reply = await self._request(
+            "POST",
+            self._path(db, br),
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json", "X-HTTP-Method-Override": "GET"},
+            database=db,
+            branch=br,
+        )
+        documents = self._json(reply)
+        if not isinstance(documents, list):
+            raise TerminusError(f"TerminusDB at {self.url} answered a query with something not a list.", url=self.url)
+        return [d for d in documents if isinstance(d, dict)]
 
     async def delete(self, ids: list[str], *, author: str, message: str, **where: str | None) -> None:
         await self._write("DELETE", ids, author, message, **where)
@@ -145,6 +168,8 @@ class AsyncDocumentClient:
         body: list[Any],
         author: str,
         message: str,
+        extra: Mapping[str, str] | None = None,
+        /,
         *,
         database: str | None = None,
         branch: str | None = None,
@@ -158,7 +183,7 @@ class AsyncDocumentClient:
         return await self._request(
             method,
             self._path(db, br),
-            params={"author": author, "message": message, "graph_type": "instance"},
+            params={"author": author, "message": message, "graph_type": "instance", **(extra or {})},
             content=payload,
             headers=headers,
             database=db,

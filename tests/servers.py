@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -131,19 +132,47 @@ class _WebhookHandler(BaseHTTPRequestHandler):
 class AuditBackend(_Recorder):
     """An ``AUDIT_BACKEND_URL`` peer: stores events by ``event_id`` (idempotent), rejects ``reject`` ids
     individually, answers ``fail_with`` for the whole batch when set. ``stored_again`` counts deliveries of
-    an id already stored (at-least-once delivery: harmless, but visible)."""
+    an id already stored (at-least-once delivery: harmless, but visible). ``GET`` answers the audit-log
+    query (``limit``, ``actor``, ``resource_type``, ``since``, ``cursor``; newest first) and records its
+    parameters in ``queries``."""
 
     def __init__(self) -> None:
         self.events: dict[str, dict[str, Any]] = {}
         self.deliveries: Counter[str] = Counter()
         self.reject: dict[str, str] = {}
         self.batches = 0
+        self.queries: list[dict[str, str]] = []
         super().__init__(_BackendHandler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}/audit/events"
 
 
 class _BackendHandler(BaseHTTPRequestHandler):
     server: AuditBackend
+
+    def do_GET(self) -> None:
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        with self.server.lock:
+            self.server.queries.append(query)
+            status = self.server.fail_with
+            events = sorted(self.server.events.values(), key=lambda e: (e["occurred_at"], e["event_id"]), reverse=True)
+        limit = int(query.get("limit", "50"))
+        matching = [
+            e
+            for e in events
+            if query.get("actor") in (None, e["actor"]["id"])
+            and query.get("resource_type") in (None, e.get("resource_type"))
+            and ("since" not in query or e["occurred_at"] >= query["since"])
+            and ("cursor" not in query or f"{e['occurred_at']}|{e['event_id']}" < query["cursor"])
+        ]
+        page = matching[:limit]
+        more = len(matching) > limit
+        cursor = f"{page[-1]['occurred_at']}|{page[-1]['event_id']}" if more else None
+        reply = json.dumps({"events": page, "next_cursor": cursor}).encode()
+        self.send_response(status or 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

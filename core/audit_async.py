@@ -1,0 +1,219 @@
+"""Audit sinks for the asyncio service: the stores of :mod:`core.audit`, without the jobs' client.
+
+The service's emitter delivers a batch every few milliseconds. Through :class:`~core.audit.MetadataAuditSink`
+(the official client behind ``TerminusGateway``, one thread per call) each batch cost about 2 ms of CPU,
+as much as the write it audits (bench/RESULTS.md). :class:`AsyncMetadataAuditSink` stores the same
+``AuditEvent`` documents (:func:`~core.audit.event_document`, keyed on ``event_id``, replace-or-create in one
+commit) through :class:`~core.terminus_async.AsyncDocumentClient`, and answers the audit-log query with the
+filters in TerminusDB's query: ``actor``/``resource_type`` are values of the query by example, so only
+matching events are read; ``since`` and the cursor are ranges, which the document API's query cannot say,
+so they are applied while keeping the newest ``limit + 1`` events (never the whole result) in memory.
+
+:class:`ThreadedAuditSink` runs a blocking sink (the HTTP backend) on threads under the same interface.
+``check()`` raises :class:`~core.errors.AuditSinkUnavailable` unless the sink is there to take events:
+what ``/readyz`` asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from core.audit import (
+    AuditEvent,
+    AuditSink,
+    HttpAuditSink,
+    _decode_cursor,
+    _encode_cursor,
+    event_document,
+    event_from_document,
+)
+from core.errors import AuditSinkUnavailable, TerminusError, is_transient
+from core.metadata_db import AUDIT_EVENT, METADATA_AUTHOR, METADATA_BRANCH, ensure_metadata_db, metadata_gateway
+from core.settings import AuditSinkSettings, TerminusSettings
+from core.terminus_async import AsyncDocumentClient
+from core.timestamps import parse_utc
+
+__all__ = ["AsyncAuditSink", "AsyncMetadataAuditSink", "ThreadedAuditSink", "as_async_sink", "open_async_audit_sink"]
+
+
+@runtime_checkable
+class AsyncAuditSink(Protocol):
+    """:class:`~core.audit.AuditSink` for asyncio (same contract: idempotent on ``event_id``)."""
+
+    async def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]: ...
+
+    async def query(
+        self,
+        *,
+        limit: int,
+        actor: str | None = None,
+        resource_type: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]: ...
+
+    async def check(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AsyncMetadataAuditSink:
+    """``AuditEvent`` documents in the metadata database, over ``AsyncDocumentClient``."""
+
+    def __init__(self, settings: TerminusSettings, *, max_connections: int = 8) -> None:
+        self._settings = settings
+        self._documents = AsyncDocumentClient(
+            settings, database=settings.meta_database, branch=METADATA_BRANCH, max_connections=max_connections
+        )
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"AsyncMetadataAuditSink(database={self._settings.meta_database!r})"
+
+    async def aclose(self) -> None:
+        await self._documents.aclose()
+
+    async def check(self) -> None:
+        try:
+            exists = await self._documents.database_exists()
+        except TerminusError as exc:
+            raise self._unavailable(exc) from None
+        if not exists:
+            raise AuditSinkUnavailable(
+                f"the metadata database '{self._settings.meta_database}'",
+                reason="it does not exist yet; the service creates it at start, or run `oms-audit migrate` once",
+            )
+
+    async def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
+        unique = list({event.event_id: event for event in events}.values())
+        if not unique:
+            return {}
+        await self._ensure_ready()
+        return await self._store(unique)
+
+    async def _ensure_ready(self) -> None:
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if self._ready:
+                return
+            try:
+                await asyncio.to_thread(_ensure_metadata, self._settings)
+            except TerminusError as exc:
+                raise self._unavailable(exc) from None
+            self._ready = True
+
+    async def _store(self, events: list[AuditEvent]) -> dict[str, str]:
+        """One commit for the batch; when TerminusDB refuses it, split it to find the events it refuses."""
+        now = datetime.now(UTC)
+        try:
+            await self._documents.replace(
+                [event_document(e, recorded_at=now) for e in events],
+                author=METADATA_AUTHOR,
+                message=f"Audit events ({len(events)})",
+                create=True,
+            )
+            return {}
+        except TerminusError as exc:
+            if is_transient(exc) or exc.status in (401, 403, 404):
+                raise self._unavailable(exc) from None
+            if len(events) == 1:
+                return {events[0].event_id: str(exc)}
+        half = len(events) // 2
+        return await self._store(events[:half]) | await self._store(events[half:])
+
+    async def query(
+        self,
+        *,
+        limit: int,
+        actor: str | None = None,
+        resource_type: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        """Newest first, ``limit`` per page; ``next_cursor`` continues after the page's last event."""
+        after = _decode_cursor(cursor)
+        template: dict[str, Any] = {"@type": AUDIT_EVENT}
+        if actor is not None:
+            template["actor_id"] = actor
+        if resource_type is not None:
+            template["resource_type"] = resource_type
+        await self._ensure_ready()
+        try:
+            documents = await self._documents.query(template)
+        except TerminusError as exc:
+            raise self._unavailable(exc) from None
+        keyed = ((parse_utc(doc["occurred_at"]), doc["event_id"], doc) for doc in documents)
+        wanted = (
+            item
+            for item in keyed
+            if (since is None or item[0] >= since) and (after is None or (item[0], item[1]) < after)
+        )
+        page = heapq.nlargest(limit + 1, wanted, key=lambda item: (item[0], item[1]))
+        next_cursor = (
+            _encode_cursor(page[limit - 1][2]["occurred_at"], page[limit - 1][1]) if len(page) > limit else None
+        )
+        return [event_from_document(item[2]) for item in page[:limit]], next_cursor
+
+    def _unavailable(self, exc: TerminusError) -> AuditSinkUnavailable:
+        return AuditSinkUnavailable(f"the metadata database '{self._settings.meta_database}'", reason=str(exc))
+
+
+def _ensure_metadata(settings: TerminusSettings) -> None:
+    with metadata_gateway(settings) as gateway:
+        ensure_metadata_db(gateway, settings)
+
+
+class ThreadedAuditSink:
+    """A blocking :class:`~core.audit.AuditSink`, each call on a thread."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        self.sink = sink
+
+    def __repr__(self) -> str:
+        return f"ThreadedAuditSink({self.sink!r})"
+
+    async def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
+        return await asyncio.to_thread(self.sink.deliver, events)
+
+    async def query(
+        self,
+        *,
+        limit: int,
+        actor: str | None = None,
+        resource_type: str | None = None,
+        since: datetime | None = None,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]:
+        return await asyncio.to_thread(
+            self.sink.query, limit=limit, actor=actor, resource_type=resource_type, since=since, cursor=cursor
+        )
+
+    async def check(self) -> None:
+        check = getattr(self.sink, "check", None)
+        if check is not None:
+            await asyncio.to_thread(check)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sink.close)
+
+
+def as_async_sink(sink: AuditSink | AsyncAuditSink) -> AsyncAuditSink:
+    """``sink`` itself when it is already asynchronous, else wrapped in :class:`ThreadedAuditSink`."""
+    if asyncio.iscoroutinefunction(getattr(sink, "deliver", None)):
+        return sink  # type: ignore[return-value]
+    return ThreadedAuditSink(sink)  # type: ignore[arg-type]
+
+
+def open_async_audit_sink(sink_settings: AuditSinkSettings, terminus_settings: TerminusSettings) -> AsyncAuditSink:
+    """The HTTP backend when ``AUDIT_BACKEND_URL`` is set, else the metadata database (as ``open_audit_sink``)."""
+    if sink_settings.backend_url:
+        return ThreadedAuditSink(
+            HttpAuditSink(str(sink_settings.backend_url), timeout_seconds=sink_settings.timeout_seconds)
+        )
+    return AsyncMetadataAuditSink(terminus_settings)
