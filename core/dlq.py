@@ -160,6 +160,13 @@ def _now_text() -> str:
     return format_utc(utc_now())
 
 
+_WRITE_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "the file size limit is reached (disk full for this process)",
+}
+
+
 class DeadLetterQueue:
     """The DLQ in ``directory``. Writers call :meth:`append`; the sweep uses :meth:`claimer`."""
 
@@ -243,7 +250,7 @@ class DeadLetterQueue:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)  # no half line left behind
-            reason = "disk full" if exc.errno == errno.ENOSPC else (os.strerror(exc.errno or 0) or str(exc))
+            reason = _WRITE_ERRORS.get(exc.errno or 0) or os.strerror(exc.errno or 0) or str(exc)
             raise DlqWriteFailed(str(path), reason=reason) from None
 
     # ------------------------------------------------------------------------------------------------

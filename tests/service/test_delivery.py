@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from core.audit import Actor, AuditEvent
 from sandbox.server import SandboxServer
@@ -92,6 +95,24 @@ def _fill(path: Path, size: int) -> None:
             handle.write(line.replace(event.event_id, str(uuid.uuid4())))
 
 
+def _limited_file_size(limit: int) -> Callable[[], None]:
+    """For ``preexec_fn``: no file may grow past ``limit`` bytes (a full disk, for the DLQ, unprivileged);
+    SIGXFSZ ignored, so a write past it fails with EFBIG instead of killing the process."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))  # the soft limit: raising it again needs no privilege
+
+    return apply
+
+
+def _check_dlq_lines(path: Path) -> list[AuditEvent]:
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    return [AuditEvent.from_json_line(line) for line in data.splitlines()]
+
+
 def test_disk_full_dlq_write_is_503_and_nothing_is_stored(
     deploy: Callable[..., Deployment],
     iam: LocalIssuer,
@@ -99,25 +120,86 @@ def test_disk_full_dlq_write_is_503_and_nothing_is_stored(
     sandbox: SandboxServer,
     tmp_path: Path,
 ) -> None:
-    limit = 4 * 1024 * 1024  # the service process may not grow any file past this: a full disk, for the DLQ
+    limit = 4 * 1024 * 1024
     dlq_dir = tmp_path / "full"
     dlq_dir.mkdir()
-    _fill(dlq_dir / "audit_dlq_fallback.jsonl", limit)
-    before = (dlq_dir / "audit_dlq_fallback.jsonl").read_bytes()
-
-    def small_disk() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    deployment = deploy(dlq_dir=dlq_dir, preexec=small_disk)
+    path = dlq_dir / "audit_dlq_fallback.jsonl"
+    _fill(path, limit - 1000)  # whole lines, ending well under a line short of the limit
+    before = path.read_bytes()
+    room = limit - len(before)
+    assert 0 < room < 1400
+    deployment = deploy(dlq_dir=dlq_dir, preexec=_limited_file_size(limit))
     _sink_down(faults, deployment)
     reply = deployment.client.post(
         "/api/v1/objects", json={"name": "full", "type": "ObjectType"}, headers=bearer(iam.token())
     )
     assert reply.status_code == 503, reply.text
     assert reply.json()["error"] == "audit_undeliverable"
+    assert "file size limit" in reply.json()["message"]
     assert stored(sandbox, deployment.database, "ObjectType/full") is None
-    after = (dlq_dir / "audit_dlq_fallback.jsonl").read_bytes()
-    assert after.startswith(before) and after.count(b"\n") == before.count(b"\n")  # earlier lines intact
+    assert path.read_bytes() == before  # the part of a line that fitted was taken back
+
+    # room again (as when the disk is cleaned up): the next append is whole and every line still parses
+    hard = resource.prlimit(deployment.service.process.pid, resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(deployment.service.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
+    reply = deployment.client.post(
+        "/api/v1/objects", json={"name": "after", "type": "ObjectType"}, headers=bearer(iam.token())
+    )
+    assert reply.status_code == 201, reply.text
+    assert reply.headers["X-Audit-Stored-In"] == "dlq"
+    assert path.read_bytes().startswith(before)
+    events = _check_dlq_lines(path)
+    assert [e.resource_id for e in events[before.count(b"\n") :]] == ["ObjectType/after"]
+    assert len(path.read_bytes()) - len(before) > room  # so the first attempt had been torn at the limit
+
+
+def _tmpfs(directory: Path, size: str) -> bool:
+    directory.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], capture_output=True, check=False
+    )
+    return mounted.returncode == 0
+
+
+def test_full_tmpfs_dlq_write_is_503_and_nothing_is_stored(
+    deploy: Callable[..., Deployment],
+    iam: LocalIssuer,
+    faults: Callable[..., dict],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+) -> None:
+    """A real ENOSPC on a tiny tmpfs, where mounting one is allowed (it needs privileges)."""
+    dlq_dir = tmp_path / "tiny"
+    if not _tmpfs(dlq_dir, "64k"):
+        pytest.skip("mounting a tmpfs needs privileges this environment does not have")
+    try:
+        path = dlq_dir / "audit_dlq_fallback.jsonl"
+        filler = dlq_dir / "filler"
+        with (
+            filler.open("wb", buffering=0) as handle,
+            contextlib.suppress(OSError),
+        ):  # the disk, not the DLQ file, is full
+            while True:
+                handle.write(b"x" * 4096)
+        _fill(path, 0)
+        deployment = deploy(dlq_dir=dlq_dir)
+        _sink_down(faults, deployment)
+        reply = deployment.client.post(
+            "/api/v1/objects", json={"name": "nospace", "type": "ObjectType"}, headers=bearer(iam.token())
+        )
+        assert reply.status_code == 503, reply.text
+        assert "disk full" in reply.json()["message"]
+        assert stored(sandbox, deployment.database, "ObjectType/nospace") is None
+        assert not path.exists() or path.read_bytes() == b""
+        filler.unlink()  # space again: the next write's event lands whole
+        reply = deployment.client.post(
+            "/api/v1/objects", json={"name": "space", "type": "ObjectType"}, headers=bearer(iam.token())
+        )
+        assert reply.status_code == 201, reply.text
+        assert [e.resource_id for e in _check_dlq_lines(path)] == ["ObjectType/space"]
+        deployment.close()
+    finally:
+        subprocess.run(["umount", "-l", str(dlq_dir)], capture_output=True, check=False)
 
 
 def _metric(text: str, name: str, labels: dict[str, str]) -> float | None:
