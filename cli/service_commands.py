@@ -20,6 +20,9 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (uvicorn's access log; off: it costs CPU).")
+    ] = False,
     env: Annotated[
         str | None, typer.Option("--env", help="Read the block documents of this name first (else env vars only).")
     ] = None,
@@ -44,7 +47,7 @@ def serve(
         except OmsAuditError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(EXIT_USAGE) from None
-    run(host, port, log_level=log_level, config=config)
+    run(host, port, log_level=log_level, access_log=access_log, config=config)
 
 
 class FreezeAction(StrEnum):

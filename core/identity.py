@@ -240,7 +240,11 @@ class JwksVerifier:
         if cached is not None:
             return cached
         header_part, payload_part, signature_part = _segments(token)
-        header = _json_segment(header_part, "header")
+        return self._verified(token, _json_segment(header_part, "header"), header_part, payload_part, signature_part)
+
+    def _verified(
+        self, token: str, header: dict[str, Any], header_part: str, payload_part: str, signature_part: str
+    ) -> Principal:
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise TokenRejected(f"algorithm {alg!r} is not allowed (only {', '.join(ALLOWED_ALGORITHMS)})")
@@ -266,19 +270,14 @@ class JwksVerifier:
         cached = self._cache.get(token)
         if cached is not None:
             return cached
-        if self._needs_fetch(token):
-            return await asyncio.to_thread(self.verify_sync, token)
-        return self.verify_sync(token)
+        parts = _segments(token)
+        header = _json_segment(parts[0], "header")
+        if header.get("kid") not in self._keys:  # the JWKS may be fetched: not on the event loop
+            return await asyncio.to_thread(self._verified, token, header, *parts)
+        return self._verified(token, header, *parts)
 
     async def aclose(self) -> None:
         return None
-
-    def _needs_fetch(self, token: str) -> bool:
-        try:
-            kid = _unverified_header(token).get("kid")
-        except TokenRejected:
-            return False
-        return kid not in self._keys
 
     def _key(self, kid: str) -> jwt.PyJWK:
         key = self._keys.get(kid)
