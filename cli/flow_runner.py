@@ -72,12 +72,15 @@ def _quiet_expected_failures() -> None:
             handler.setFormatter(_NoTracebackForExpectedFailures(formatter))
 
 
-def _is_paused(client: SyncPrefectClient, flow_run_id: UUID | None) -> bool:
-    """Whether the run waits for an answer (it would never reach a step boundary by itself)."""
+def _is_paused(flow_run_id: UUID | None) -> bool:
+    """Whether the run waits for an answer (it would never reach a step boundary by itself).
+
+    A client of its own: the Ctrl-C may have broken off a request of the watch's client."""
     if flow_run_id is None:
         return False
     try:
-        state = client.read_flow_run(flow_run_id).state
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
     except Exception:  # the API is gone (e.g. the same Ctrl-C stopped it): nothing to wait for
         return True
     return state is not None and state.is_paused()
@@ -179,7 +182,7 @@ def run_flow(
                     if answered:
                         _resume(flow_run_id, keyset, answered)
             except KeyboardInterrupt:
-                if stopping or _is_paused(client, result.get("flow_run_id")):
+                if stopping or _is_paused(result.get("flow_run_id")):
                     _mark_interrupted(result.get("flow_run_id"))
                     raise
                 stopping = True
