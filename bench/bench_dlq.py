@@ -208,10 +208,10 @@ def main() -> None:
     for row in rows:
         size = f"{row['file_mb']:.0f}" if "file_mb" in row else "-"
         cpu = row["cpu_seconds"] + row.get("sandbox_cpu_seconds", 0.0)
-        sandbox = f"{row['sandbox_peak_mib']:.0f}" if "sandbox_peak_mib" in row else "-"
+        sandbox_rss = f"{row['sandbox_peak_mib']:.0f}" if "sandbox_peak_mib" in row else "-"
         print(
             f"| {row['mode']} | {row['events']:,} | {size} | {row['seconds']:.1f} | {row['events_per_s']:,.0f} | "
-            f"{cpu:.1f} | {row['events'] / cpu:,.0f} | {row['peak_mib']:.0f} | {sandbox} | {row['load']:.1f} |"
+            f"{cpu:.1f} | {row['events'] / cpu:,.0f} | {row['peak_mib']:.0f} | {sandbox_rss} | {row['load']:.1f} |"
         )
     by = {(r["mode"], r["events"]): r for r in rows}
     big, small, sink = args.events, args.small_events, args.sink_events
