@@ -24,7 +24,6 @@ from prefect.types import SecretDict
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-from core.errors import ConfigError
 from core.settings import (
     LOCAL_ENV,
     MonitoringSettings,
@@ -32,6 +31,7 @@ from core.settings import (
     check_env_name,
     explicit_terminus_url,
     load_settings,
+    unconfigured_terminus,
 )
 
 from .dlq import DlqConfig
@@ -87,13 +87,7 @@ def resolve_terminus(env: str) -> ResolvedTerminus:
         return ResolvedTerminus(load_settings(TerminusSettings), "environment")
     if env == LOCAL_ENV:
         return ResolvedTerminus(load_settings(TerminusSettings), "local defaults")
-    raise ConfigError(
-        f"Nothing configures TerminusDB for environment '{env}'. Either save a TerminusDB connection block "
-        f"named '{env}' (set TERMINUS_DB_URL and its credentials, then run: oms-audit blocks create --env {env}), "
-        "or set TERMINUS_DB_URL (with TERMINUS_DB_TOKEN, or TERMINUS_DB_USER and TERMINUS_DB_PASSWORD) "
-        f"where the run executes. Only --env {LOCAL_ENV} falls back to the local defaults (http://127.0.0.1:6363).",
-        variable="TERMINUS_DB_URL",
-    )
+    raise unconfigured_terminus(env)
 
 
 def _block_overrides(env: str, settings_cls: type[BaseSettings]) -> dict[str, tuple[Any, str]]:

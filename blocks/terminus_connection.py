@@ -11,7 +11,7 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from core.settings import TerminusSettings, load_settings
+from core.settings import TERMINUS_BLOCK_SLUG, TerminusSettings, load_settings
 
 from .settings_map import SettingsTarget
 
@@ -20,7 +20,7 @@ class TerminusConnection(Block):
     """Where the ontology store lives and how to authenticate against it."""
 
     _block_type_name = "OMS Audit TerminusDB Connection"
-    _block_type_slug = "oms-audit-terminusdb-connection"
+    _block_type_slug = TERMINUS_BLOCK_SLUG
     _description = "TerminusDB server, team, database and credentials used by the oms-audit jobs."
 
     url: str = Field(default="http://127.0.0.1:6363", description="TerminusDB server URL (TERMINUS_DB_URL).")

@@ -18,11 +18,12 @@ from typing import Any
 from uuid import UUID
 
 from prefect import Flow
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import FlowPauseTimeout, NotPausedError
 from prefect.input import keyset_from_paused_state
 from prefect.input.actions import read_flow_run_input
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Cancelled, State
 
 from core.errors import OmsAuditError
@@ -71,17 +72,15 @@ def _quiet_expected_failures() -> None:
             handler.setFormatter(_NoTracebackForExpectedFailures(formatter))
 
 
-def _read_run(flow_run_id: UUID) -> FlowRun:
-    with get_client(sync_client=True) as client:
-        return client.read_flow_run(flow_run_id)
-
-
 def _is_paused(flow_run_id: UUID | None) -> bool:
-    """Whether the run waits for an answer (it would never reach a step boundary by itself)."""
+    """Whether the run waits for an answer (it would never reach a step boundary by itself).
+
+    A client of its own: the Ctrl-C may have broken off a request of the watch's client."""
     if flow_run_id is None:
         return False
     try:
-        state = _read_run(flow_run_id).state
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(flow_run_id).state
     except Exception:  # the API is gone (e.g. the same Ctrl-C stopped it): nothing to wait for
         return True
     return state is not None and state.is_paused()
@@ -99,12 +98,12 @@ def _mark_interrupted(flow_run_id: UUID | None) -> None:
         client.set_flow_run_state(flow_run_id, Cancelled(message="interrupted at the terminal (Ctrl-C)"), force=True)
 
 
-def _ask(answer: Answer, description: str, flow_run_id: UUID) -> dict[str, Any] | None:
+def _ask(client: SyncPrefectClient, answer: Answer, description: str, flow_run_id: UUID) -> dict[str, Any] | None:
     if not getattr(answer, "watches_pause", False):
         return answer(description)
 
     def still_waiting() -> bool:
-        state = _read_run(flow_run_id).state
+        state = client.read_flow_run(flow_run_id).state
         return state is not None and state.is_paused()
 
     return answer(description, still_waiting)
@@ -124,6 +123,7 @@ def run_flow(
     on_tick: Callable[[UUID | None], None] = lambda _run_id: None,
     on_stop_requested: Callable[[], None] = lambda: None,
     poll_seconds: float = 0.5,
+    heartbeats: bool = True,
 ) -> FlowOutcome:
     """Run ``flow_fn(**parameters)``; answer its pause with ``answer`` (None: never answer, let it time out);
     call ``on_tick`` while it runs.
@@ -131,6 +131,10 @@ def run_flow(
     A first Ctrl-C while the run works asks it to stop at its next step boundary (``on_stop_requested``
     tells the user): the type being patched finishes, the books are closed, the lease released, and the run
     ends Cancelled. A Ctrl-C while it is paused, or a second one, ends it here and now (Cancelled too).
+
+    ``heartbeats=False`` runs without Prefect's flow-run heartbeats: they exist to find crashed long runs,
+    and their thread, which sleeps in one-second steps, holds up the end of every run by up to a second
+    (worth it for a run that pauses for hours, not for a dry run of a few seconds).
     """
     result: dict[str, Any] = {}
     _quiet_expected_failures()
@@ -144,7 +148,11 @@ def run_flow(
 
     def work() -> None:
         try:
-            result["state"] = watched(**parameters, return_state=True)
+            if heartbeats:
+                result["state"] = watched(**parameters, return_state=True)
+            else:
+                with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                    result["state"] = watched(**parameters, return_state=True)
         except BaseException as exc:  # surfaced to the caller below, never swallowed
             result["error"] = exc
         finally:
@@ -156,28 +164,30 @@ def run_flow(
     flow_run_id: UUID | None = None
     answered: dict[str, Any] | None = None
     stopping = False
-    # An Event, not Thread.join: a join interrupted by Ctrl-C can leave is_alive() False for a live thread.
-    while not done.is_set():
-        try:
-            done.wait(poll_seconds)
-            flow_run_id = result.get("flow_run_id")
-            on_tick(flow_run_id)
-            if flow_run_id is None or answered is not None or answer is None:
-                continue
-            run = _read_run(flow_run_id)
-            if run.state is not None and run.state.is_paused():
-                keyset = keyset_from_paused_state(run.state)
-                description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
-                answered = _ask(answer, str(description), flow_run_id) or {}
-                if answered:
-                    _resume(flow_run_id, keyset, answered)
-        except KeyboardInterrupt:
-            if stopping or _is_paused(result.get("flow_run_id")):
-                _mark_interrupted(result.get("flow_run_id"))
-                raise
-            stopping = True
-            request_stop("Ctrl-C at the terminal")
-            on_stop_requested()
+    # One API client for the whole watch: each new one loads the CA bundle and asks the API its version.
+    with get_client(sync_client=True) as client:
+        # An Event, not Thread.join: a join interrupted by Ctrl-C can leave is_alive() False for a live thread.
+        while not done.is_set():
+            try:
+                done.wait(poll_seconds)
+                flow_run_id = result.get("flow_run_id")
+                on_tick(flow_run_id)
+                if flow_run_id is None or answered is not None or answer is None or done.is_set():
+                    continue
+                run = client.read_flow_run(flow_run_id)
+                if run.state is not None and run.state.is_paused():
+                    keyset = keyset_from_paused_state(run.state)
+                    description = read_flow_run_input(keyset["description"], flow_run_id=flow_run_id) or ""
+                    answered = _ask(client, answer, str(description), flow_run_id) or {}
+                    if answered:
+                        _resume(flow_run_id, keyset, answered)
+            except KeyboardInterrupt:
+                if stopping or _is_paused(result.get("flow_run_id")):
+                    _mark_interrupted(result.get("flow_run_id"))
+                    raise
+                stopping = True
+                request_stop("Ctrl-C at the terminal")
+                on_stop_requested()
     on_tick(flow_run_id)
     if "error" in result:
         raise result["error"]

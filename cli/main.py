@@ -17,7 +17,6 @@ import typer
 from click.exceptions import Abort
 
 from core.errors import ApprovalTimedOut, ConfigError, OmsAuditError
-from core.migration_report import REPORT_PREFIX, ROLLBACK_REPORT_PREFIX
 
 from . import service_commands
 from .approve_command import approve
@@ -103,6 +102,20 @@ def preflight_env(env: str) -> None:
         raise fail(str(exc)) from exc
 
 
+def check_env_is_configured(env: str) -> None:
+    """Exit 2 at once for an environment nothing configures, when that can be told without Prefect: no
+    ``TERMINUS_DB_URL``, and an API that already answers says it has no block of that name (one GET).
+    Otherwise :func:`check_configuration` decides, once Prefect is imported and the API is up."""
+    from core.settings import LOCAL_ENV, TERMINUS_BLOCK_SLUG, explicit_terminus_url, unconfigured_terminus
+
+    from .prefect_api import block_document_exists
+
+    if env == LOCAL_ENV or explicit_terminus_url():
+        return  # a missing block is no error here: nothing to find out early
+    if block_document_exists(TERMINUS_BLOCK_SLUG, env) is False:
+        raise fail(str(unconfigured_terminus(env)))
+
+
 def check_configuration(env: str, *, database: str | None = None, branch: str | None = None) -> None:
     """After the Prefect API is up: the environment resolves to a block or to TERMINUS_DB_URL (or exit 2)."""
     from blocks.environment import resolve_terminus
@@ -176,7 +189,9 @@ def migrate(
         raise fail("choose exactly one of --dry-run or --execute")
     directory = preflight(env, database=database, branch=branch, reports_dir=reports_dir)
     start_prefect_api()  # boots while the flow's modules are imported
+    check_env_is_configured(env)
     from cli.flow_runner import run_flow
+    from core.migration_report import REPORT_PREFIX
     from flows.audit_fields_migration import audit_fields_migration
 
     check_configuration(env, database=database, branch=branch)
@@ -201,6 +216,7 @@ def migrate(
             answer=TerminalAnswer(yes=yes, what="plan"),
             on_tick=view.tick,
             on_stop_requested=say_stopping,
+            heartbeats=not dry_run,
         )
     except KeyboardInterrupt:
         raise aborted() from None
@@ -224,7 +240,9 @@ def rollback(
         raise fail(f"report {report} does not exist; pass the path printed by the migration")
     directory = preflight(env, reports_dir=reports_dir)
     start_prefect_api()
+    check_env_is_configured(env)
     from cli.flow_runner import run_flow
+    from core.migration_report import ROLLBACK_REPORT_PREFIX
     from flows.audit_fields_rollback import audit_fields_rollback
 
     check_configuration(env)

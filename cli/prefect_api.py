@@ -17,6 +17,7 @@ Nothing here imports Prefect: that is the point of the module.
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -158,6 +160,11 @@ def _configured_url() -> str:
 
 def _profile_url() -> str:
     """``PREFECT_API_URL`` of the active profile in ``profiles.toml`` (what ``prefect config set`` writes)."""
+    return _profile_setting("PREFECT_API_URL")
+
+
+def _profile_setting(name: str) -> str:
+    """A setting of the active Prefect profile in ``profiles.toml`` ("" when unset)."""
     path = Path(os.environ.get("PREFECT_PROFILES_PATH") or prefect_home() / "profiles.toml").expanduser()
     try:
         profiles = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -165,7 +172,40 @@ def _profile_url() -> str:
         return ""
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
     settings = profiles.get("profiles", {}).get(active, {})
-    return str(settings.get("PREFECT_API_URL", "") if isinstance(settings, dict) else "").strip()
+    return str(settings.get(name, "") if isinstance(settings, dict) else "").strip()
+
+
+def _setting(name: str) -> str:
+    return os.environ.get(name, "").strip() or _profile_setting(name)
+
+
+def _auth_headers() -> dict[str, str]:
+    """The credentials Prefect's client would send: ``PREFECT_API_KEY`` (Cloud) or ``PREFECT_API_AUTH_STRING``."""
+    key, auth_string = _setting("PREFECT_API_KEY"), _setting("PREFECT_API_AUTH_STRING")
+    if key:
+        return {"Authorization": f"Bearer {key}"}
+    if auth_string:
+        return {"Authorization": f"Basic {base64.b64encode(auth_string.encode()).decode('ascii')}"}
+    return {}
+
+
+def block_document_exists(block_type_slug: str, name: str) -> bool | None:
+    """Whether the API this process uses has the block document, with one GET and without Prefect.
+
+    Only for an API that already answers (configured, or a temporary one reused): one this process just
+    started would have to be waited for, which is what the caller wanted to avoid. None whenever the answer
+    is not a plain yes or no (no such API, down, credentials refused, anything odd): the caller then goes the
+    usual way, through Prefect, which reports those problems itself.
+    """
+    api = start_prefect_api()
+    if api.origin not in ("configured", "reused") or not api.url:
+        return None
+    url = f"{api.url.rstrip('/')}/block_types/slug/{quote(block_type_slug)}/block_documents/name/{quote(name)}"
+    try:
+        reply = httpx.get(url, headers=_auth_headers(), timeout=5.0)
+    except httpx.HTTPError:
+        return None
+    return {200: True, 404: False}.get(reply.status_code)
 
 
 def start_prefect_api() -> PrefectApi:

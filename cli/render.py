@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 from core.audit_fields import AUDIT_FIELDS
@@ -78,4 +77,6 @@ def summary_table(report: dict[str, Any], path: Path) -> Table:
 
 
 def show_markdown(text: str) -> None:
+    from rich.markdown import Markdown  # markdown-it: only when a plan is shown for approval
+
     console.print(Markdown(text))

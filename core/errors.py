@@ -23,6 +23,7 @@
      │    ├── PlanConflict            a class has an audit field with another range     stopped
      │    ├── UnknownTypes            include/exclude names a type the schema lacks     usage
      │    ├── SchemaDrift             the schema changed since the plan was approved    stopped
+     │    ├── PlanRaced               the schema changed while the plan was being timed stopped
      │    ├── LeaseHeld               another run holds the database's lease            stopped
      │    ├── LeaseLost               our lease was taken over or removed               stopped
      │    ├── RunInterrupted          stopped from outside (Ctrl-C) between two steps   stopped
@@ -89,6 +90,7 @@ __all__ = [
     "OmsAuditError",
     "PermissionDenied",
     "PlanConflict",
+    "PlanRaced",
     "RequestRejected",
     "RollbackRefused",
     "RunInterrupted",
@@ -494,6 +496,25 @@ class SchemaDrift(MigrationError):
         self.expected_fingerprint = expected_fingerprint
         self.actual_fingerprint = actual_fingerprint
         self.changes = changed
+
+
+class PlanRaced(MigrationError):
+    """The schema changed between the analysis and the plan's timing call (e.g. another run was patching)."""
+
+    category: ErrorCategory = "stopped"
+
+    def __init__(
+        self, database: str, head_before: str, head_now: str, *, changed_by: str | None = None, still_running: bool
+    ) -> None:
+        by = f" by {changed_by}" if changed_by else ""
+        after = " once that run has finished" if still_running else ""
+        super().__init__(
+            f"The schema of database '{database}' was changed{by} while this run was making its plan (head "
+            f"commit {head_before[:12]}, now {head_now[:12]}): the plan no longer matches the schema. Nothing was "
+            f"changed; run the dry run again{after}."
+        )
+        self.database = database
+        self.changed_by = changed_by
 
 
 class LeaseHeld(MigrationError):

@@ -24,6 +24,14 @@ def rollback_message(run_id: str) -> str:
     return f"{ROLLBACK_MESSAGE_PREFIX} (run {run_id})"
 
 
+def run_of(commit: Commit) -> str | None:
+    """The id of the audit-fields run that made this commit (a patch or a rollback), or None."""
+    for prefix in (PATCH_MESSAGE_PREFIX, ROLLBACK_MESSAGE_PREFIX):
+        if commit.message.startswith(f"{prefix} (run ") and commit.message.endswith(")"):
+            return commit.message[len(prefix) + len(" (run ") : -1]
+    return None
+
+
 def commits_of_run(log: Iterable[Commit], run_id: str) -> list[Commit]:
     """The run's patch commits, newest first (as the log lists them)."""
     return [commit for commit in log if commit.message == patch_message(run_id)]

@@ -61,6 +61,22 @@ def check_env_name(env: str) -> str:
     return env
 
 
+TERMINUS_BLOCK_SLUG = "oms-audit-terminusdb-connection"
+"""The block type of a TerminusDB connection (``blocks.terminus_connection``), named here so that the CLI
+can look a block document up before it imports Prefect."""
+
+
+def unconfigured_terminus(env: str) -> ConfigError:
+    """The error for an environment with neither a TerminusDB connection block nor ``TERMINUS_DB_URL``."""
+    return ConfigError(
+        f"Nothing configures TerminusDB for environment '{env}'. Either save a TerminusDB connection block "
+        f"named '{env}' (set TERMINUS_DB_URL and its credentials, then run: oms-audit blocks create --env {env}), "
+        "or set TERMINUS_DB_URL (with TERMINUS_DB_TOKEN, or TERMINUS_DB_USER and TERMINUS_DB_PASSWORD) "
+        f"where the run executes. Only --env {LOCAL_ENV} falls back to the local defaults (http://127.0.0.1:6363).",
+        variable="TERMINUS_DB_URL",
+    )
+
+
 def explicit_terminus_url() -> bool:
     """Whether the process environment sets ``TERMINUS_DB_URL`` itself (not the built-in default)."""
     return any(key.upper() == "TERMINUS_DB_URL" and value.strip() for key, value in os.environ.items())

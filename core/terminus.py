@@ -1,7 +1,10 @@
 """The one place oms-audit talks to TerminusDB.
 
 ``TerminusGateway`` wraps the official Python client (``terminusdb_client.Client``) for the calls it does
-well and uses one ``httpx.Client`` for the ones it lacks or gets wrong (each spot says why). Every failure
+well and uses one ``httpx.Client`` for the ones it lacks or gets wrong (each spot says why), and for every
+read a migration's dry run makes: the official client (with ``requests``) is imported and connected only
+when a call needs it, which a dry run never does (importing and connecting it cost about half a second of
+the command's start-up). Every failure
 leaves as a ``core.errors.TerminusError``: the client's ``DatabaseError``/``InterfaceError``, ``requests``
 and ``httpx`` exceptions never escape. Tokens and passwords stay out of messages, reprs and logs.
 
@@ -30,14 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-import requests
-from requests.adapters import HTTPAdapter
-from terminusdb_client import Client
-from terminusdb_client.errors import DatabaseError, InterfaceError
 
 from core.errors import (
     AlreadyExists,
@@ -56,6 +55,9 @@ from core.errors import (
     TerminusUnreachable,
 )
 from core.settings import TerminusSettings
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["Commit", "MigrationResult", "TerminusGateway", "error_from_reply", "transport_error"]
 
@@ -154,6 +156,8 @@ class TerminusGateway:
 
     def create_database(self, database: str | None = None, *, label: str | None = None, exist_ok: bool = False) -> None:
         db = database or self.database
+        if exist_ok and self.database_exists(db):  # the usual case for the metadata database: one HEAD
+            return
         try:
             with self._official(database=db) as client:
                 client.create_database(db, team=self.team, label=label or db)
@@ -175,8 +179,8 @@ class TerminusGateway:
 
     def schema(self, *, branch: str | None = None) -> list[dict[str, Any]]:
         """The whole schema graph, the ``@context`` document first."""
-        with self._official(branch=branch) as client:
-            return list(client.get_all_documents(graph_type="schema", as_list=True))
+        # httpx: the same GET the client makes, without connecting the client (see the module docstring)
+        return list(self._stream_documents(self.database, branch or self.branch, {"graph_type": "schema"}))
 
     def head_commit(self, *, branch: str | None = None) -> str:
         commits = self.log(branch=branch, count=1)
@@ -217,9 +221,16 @@ class TerminusGateway:
         database: str | None = None,
     ) -> tuple[dict[str, Any], str]:
         """(document, data version of the branch it was read from)."""
-        with self._official(database=database, branch=branch) as client:
-            doc, version = client.get_document(doc_id, graph_type=graph_type, get_data_version=True)
-        return doc, version
+        # httpx: the client's GET, without connecting it (see the module docstring)
+        db, br = database or self.database, branch or self.branch
+        response = self._request(
+            "GET",
+            f"/api/document/{self._branch_path(db, br)}",
+            params={"id": doc_id, "graph_type": graph_type},
+            database=db,
+            branch=br,
+        )
+        return self._json(response), self._data_version_of(response)
 
     def iter_documents(
         self,
@@ -238,10 +249,18 @@ class TerminusGateway:
 
     def log(self, *, branch: str | None = None, count: int = -1) -> list[Commit]:
         """The branch's commits, newest first (``count=-1``: all)."""
-        with self._official(branch=branch) as client:
-            path = f"{quote(client.db, safe='')}/local/branch/{quote(client.branch, safe='')}"
-            entries = client.log(team=self.team, db=path, start=0, count=count)
-        return [_commit(entry) for entry in entries]
+        # httpx: the client's GET, without connecting it (see the module docstring)
+        br = branch or self.branch
+        response = self._request(
+            "GET",
+            f"/api/log/{self._branch_path(self.database, br)}",
+            params={"start": "0", "count": str(count)},
+            branch=br,
+        )
+        entries = self._json(response)
+        if not isinstance(entries, list):
+            raise TerminusError(f"TerminusDB at {self.url} sent a log that is not a list of commits.", url=self.url)
+        return [_commit(entry) for entry in entries if isinstance(entry, Mapping)]
 
     def history(self, doc_id: str, *, branch: str | None = None) -> list[dict[str, Any]]:
         """Commits that created/changed/deleted ``doc_id``, newest first; ``timestamp`` as a UTC datetime."""
@@ -362,8 +381,15 @@ class TerminusGateway:
             client.delete_branch(name)
 
     def branches(self) -> list[str]:
-        with self._official() as client:
-            return sorted(str(doc["name"]) for doc in client.get_all_branches())
+        # httpx: the client's GET of the repository's Branch documents, without connecting it
+        path = f"/api/document/{self._db_path(self.database)}/local/_commits"
+        response = self._request("GET", path, params={"type": "Branch"})
+        try:
+            docs = list(_iter_json_stream([response.content]))
+        except ValueError:
+            message = f"TerminusDB at {self.url} sent a branch list that is not JSON."
+            raise TerminusError(message, url=self.url) from None
+        return sorted(str(doc["name"]) for doc in docs if isinstance(doc, Mapping) and "name" in doc)
 
     def reset(self, commit_id: str, *, branch: str | None = None) -> None:
         """Move the branch head to ``commit_id``; later commits leave the branch."""
@@ -485,6 +511,9 @@ class TerminusGateway:
     @contextmanager
     def _official(self, *, database: str | None = None, branch: str | None = None) -> Iterator[Any]:
         """The connected official client, pointed at database/branch, with its failures mapped."""
+        import requests
+        from terminusdb_client.errors import DatabaseError, InterfaceError
+
         with self._client_lock:
             client = self._connected_client()
             client.team = self.team
@@ -529,6 +558,9 @@ class TerminusGateway:
             return self._client
         # Client.connect() sends GET /api/info with no timeout; ask first with ours, which also maps a bad
         # password or an unreachable server to the right error before the client sees them.
+        from terminusdb_client import Client
+        from terminusdb_client.errors import InterfaceError
+
         self.check_connection()
         token = self._settings.token
         hosted_key = self._settings.authorization_scheme == "Token"
@@ -550,7 +582,7 @@ class TerminusGateway:
         # The client passes no timeout to requests (it would wait forever on a stalled server); the adapter
         # supplies ours. The response hook maps error replies before the client builds its DatabaseError
         # (which needs a JSON content type and would crash with KeyError on a bare proxy error page).
-        adapter = _TimeoutAdapter(self._timeout)
+        adapter = _timeout_adapter(self._timeout)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.hooks["response"].append(self._check_client_reply)
@@ -728,15 +760,19 @@ def authorization_header(settings: TerminusSettings) -> str:
     return f"Basic {base64.b64encode(pair).decode('ascii')}"
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request of the official client the gateway's timeout (it sets none itself)."""
+def _timeout_adapter(timeout: float) -> Any:
+    """A ``requests`` adapter giving every request of the official client the gateway's timeout (it sets
+    none itself); built here so that ``requests`` is imported only with the client."""
+    from requests.adapters import HTTPAdapter
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._default_timeout = timeout
+    default_timeout = timeout
 
-    def send(self, request: Any, stream: bool = False, timeout: Any = None, *args: Any, **kwargs: Any) -> Any:
-        return super().send(request, stream, timeout if timeout is not None else self._default_timeout, *args, **kwargs)
+    class _TimeoutAdapter(HTTPAdapter):
+        def send(self, request: Any, stream: bool = False, timeout: Any = None, *args: Any, **kwargs: Any) -> Any:
+            chosen = timeout if timeout is not None else default_timeout
+            return super().send(request, stream, chosen, *args, **kwargs)
+
+    return _TimeoutAdapter()
 
 
 @functools.cache

@@ -22,7 +22,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from prefect import get_run_logger, pause_flow_run, task
@@ -34,9 +34,11 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from core.errors import ApprovalTimedOut, IdentityError, StaleApproval
-from core.identity import Principal, open_verifier
 from core.migration_report import ApprovalSection, utc_now
 from core.settings import ApprovalSettings, IamSettings, load_settings
+
+if TYPE_CHECKING:  # the verifiers (PyJWT, crypto) are imported only when an answer carries a token
+    from core.identity import Principal
 
 APPROVER_ROLE = "schema:approve"
 """The role an approver's token must carry for a verified approval."""
@@ -114,6 +116,7 @@ def approval_description(
 def _verify_token(env: str, token: str) -> Principal:
     """The token's principal (IdentityError when it is not valid or IAM cannot say), sync for the flow."""
     from blocks.environment import resolve_settings
+    from core.identity import open_verifier
 
     settings = resolve_settings(env, IamSettings)
     result: dict[str, Any] = {}

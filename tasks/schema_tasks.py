@@ -9,14 +9,18 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
-from core.errors import PermissionDenied, TerminusServerError
+from core.errors import PermissionDenied, PlanRaced, TerminusError, TerminusServerError
+from core.metadata_db import metadata_gateway
+from core.migration_commits import commits_since, run_of
+from core.migration_lease import read_lease
 from core.migration_plan import MigrationPlan, build_plan, check_drift
 from core.schema_analysis import SchemaAnalysis, analyze_schema
 from core.schema_snapshot import SchemaSnapshot, take
 from core.terminus import TerminusGateway
 
-from .terminus_target import TRANSIENT_RETRIES, Target, open_gateway
+from .terminus_target import TRANSIENT_RETRIES, Target, open_gateway, target_settings
 
 
 def read_consistent_schema(gateway: TerminusGateway) -> tuple[str, list[dict[str, Any]]]:
@@ -69,6 +73,8 @@ def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationP
     The timing call is also the earliest proof that the user may change the schema: a refusal comes back
     beside the plan (a dry run reports it as a warning; an execution stops on it before asking anyone). A
     server error on it (5xx) costs the plan only its estimate: marked unknown, with the reason, no retries.
+    A failure because the schema changed since the analysis (a dry run does not take the lease, so another
+    run may be patching) is :class:`PlanRaced`, naming the run that holds the lease.
     """
     draft = build_plan(analysis, database=target.database, branch=target.branch)
     if not draft.operations:
@@ -85,11 +91,50 @@ def plan_migration(target: Target, analysis: SchemaAnalysis) -> tuple[MigrationP
             )
         except PermissionDenied as refused:
             return draft, refused
-        except TerminusServerError as failed:  # the plan stands; only its duration is unknown
+        except TerminusError as failed:
+            raced = _raced(gateway, target, analysis.head_commit)
+            if raced is not None:
+                raise raced from failed
+            if not isinstance(failed, TerminusServerError):
+                raise
+            # the plan stands; only its duration is unknown
             return draft.estimate_unavailable(f"the timing dry-run call failed: {failed}"), None
         seconds_per_call = time.perf_counter() - started
     plan = build_plan(analysis, database=target.database, branch=target.branch, seconds_per_call=seconds_per_call)
     return plan, None
+
+
+RACE_LOG_COMMITS = 100
+"""How far back the log is read for the commits that overtook a plan."""
+
+
+def _raced(gateway: TerminusGateway, target: Target, analysed_head: str) -> PlanRaced | None:
+    """PlanRaced when the branch moved since the analysis, naming who moved it: the run holding the lease
+    (another run, still at work), else the runs or authors of the new commits (the log is the authority)."""
+    log = gateway.log(count=RACE_LOG_COMMITS)
+    head = log[0].id if log else analysed_head
+    if head == analysed_head:
+        return None
+    try:
+        with metadata_gateway(target_settings(target)) as meta:
+            lease = read_lease(meta, target.database)
+    except TerminusError:  # no metadata database yet, or it does not answer: the race is still reported
+        lease = None
+    if lease is not None and lease.run_id != str(flow_run.id):
+        return PlanRaced(
+            target.database,
+            analysed_head,
+            head,
+            changed_by=f"the run {lease.holder}, which holds its lease",
+            still_running=True,
+        )
+    names: list[str] = []
+    for commit in commits_since(log, analysed_head) or log[:1]:
+        run_id = run_of(commit)
+        name = f"the migration run {run_id}" if run_id else f"'{commit.author}' (commit {commit.id[:12]})"
+        if name not in names:
+            names.append(name)
+    return PlanRaced(target.database, analysed_head, head, changed_by=", ".join(names) or None, still_running=False)
 
 
 @task(name="check-drift", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import pytest
 from core.audit import Actor, AuditEvent
 from core.dlq import DeadLetterQueue, parse_line
 from core.errors import DlqUnavailable, DlqWriteFailed
+from tests.permissions import bound_by_permissions
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_event(**extra: object) -> AuditEvent:
@@ -98,11 +102,28 @@ def test_missing_or_unwritable_folder_raises_dlq_write_failed(tmp_path: Path) ->
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user that ignores permissions")
-        with pytest.raises(DlqWriteFailed, match="permission denied") as caught:
-            DeadLetterQueue(locked).append([make_event()])
-        assert "OMS_AUDIT_DLQ_DIR" in str(caught.value)
+        # a writer process that the folder's mode binds (root's permission override dropped)
+        script = (
+            "import sys\n"
+            "from core.dlq import DeadLetterQueue\n"
+            "from core.errors import DlqWriteFailed\n"
+            "from tests.core.test_dlq import make_event\n"
+            "try:\n"
+            "    DeadLetterQueue(sys.argv[1]).append([make_event()])\n"
+            "except DlqWriteFailed as exc:\n"
+            "    print(exc)\n"
+            "    sys.exit(3)\n"
+        )
+        child = subprocess.run(
+            bound_by_permissions([sys.executable, "-c", script, str(locked)]),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert child.returncode == 3, child.stderr
+        assert "permission denied" in child.stdout and "OMS_AUDIT_DLQ_DIR" in child.stdout
+        assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
 

@@ -21,6 +21,7 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="oms-audit-prefect
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
+from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from sandbox.server import SandboxServer
@@ -90,7 +91,12 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         )
         server = PrefectServer(api_url=f"{base_url}/api", home=state, process=process)
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server
+            try:
+                yield server
+            finally:
+                # events this process sent (a block's `loaded` event) are delivered while the server lives: a
+                # worker left retrying a stopped server would stall the next harness's events (task runs)
+                EventsWorker.drain_all(timeout=30)
     finally:
         process.stop()
 

@@ -86,6 +86,21 @@ def test_an_environment_nothing_configures_is_a_clear_error(prefect_server: Pref
     assert created.returncode == 2 and "TERMINUS_DB_URL is not set" in created.stderr
 
 
+def test_an_environment_nothing_configures_is_refused_before_prefect_is_imported(
+    prefect_server: PrefectServer, tmp_path: Path
+) -> None:
+    """With a running server configured, whether the block exists is one GET: the guide's command exits 2
+    without importing Prefect (which used to cost seconds before the same message)."""
+    guide = [sys.executable, "-X", "importtime", "migrations/production_audit_fields_migration.py"]
+    done = run(prefect_server, *guide, "--env", "nowhere", "--dry-run", OMS_AUDIT_REPORTS_DIR=str(tmp_path))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Nothing configures TerminusDB for environment 'nowhere'" in done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "cli.prefect_api" in imported, "the importtime listing is read"
+    assert "prefect" not in imported
+    assert not list(tmp_path.iterdir()), "no report: nothing ran"
+
+
 def test_docker_variant_declares_the_same_deployments() -> None:
     config = yaml.safe_load((ROOT / "prefect.docker.yaml").read_text(encoding="utf-8"))
     declared = {entry["name"]: entry for entry in config["deployments"]}

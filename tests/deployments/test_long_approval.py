@@ -89,7 +89,10 @@ def test_served_migration_paused_longer_than_the_lease_window_then_approved(
         assert still_waiting() is not None, "the run is no longer paused"
         assert "_created_by" not in schema_class(sandbox_demo, "OntologyResource")
 
-        resume_flow_run(first.id, run_input={"decision": "approve", "approver": "slow-approver"})
+        from prefect.input.actions import read_flow_run_input
+
+        plan = read_flow_run_input("approval-plan", flow_run_id=first.id)  # the short fingerprint shown
+        resume_flow_run(first.id, run_input={"decision": "approve", "plan": plan, "approver": "slow-approver"})
         assert_completed(final_state(first.id, serving), serving)
     finally:
         serving.stop()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL
 
+from tests.permissions import bound_by_permissions
+
 from .dlq_fixtures import SweepEnv, backend, dlq_lines, make_events, pushgateway, sweep_env, webhook
 
 __all__ = ["backend", "pushgateway", "sweep_env", "webhook"]  # fixtures
@@ -84,3 +86,27 @@ def test_sweep_with_the_sink_down_exits_1_naming_the_state(sweep_env: SweepEnv) 
     assert result.returncode == 1
     assert "AuditSinkUnavailable" in result.stderr and "stay in the dead-letter queue" in result.stderr
     assert len(dlq_lines(sweep_env.dlq, "fallback")) == 2
+
+
+def test_sweep_of_a_folder_it_cannot_write_exits_2_and_keeps_every_line(sweep_env: SweepEnv) -> None:
+    sweep_env.dlq.append(make_events(3))
+    before = sorted(path.name for path in sweep_env.dir.iterdir())
+    sweep_env.dir.chmod(0o555)
+    try:
+        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "COLUMNS": "200"}
+        result = subprocess.run(
+            bound_by_permissions(
+                [sys.executable, "-c", _ENTRY, "dlq", "sweep", "--env", "test", "--dir", str(sweep_env.dir)]
+            ),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        sweep_env.dir.chmod(0o755)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "not writable" in result.stderr and "OMS_AUDIT_DLQ_DIR" in result.stderr
+    assert sorted(path.name for path in sweep_env.dir.iterdir()) == before
+    assert len(dlq_lines(sweep_env.dlq, "fallback")) == 3

@@ -25,7 +25,7 @@ from core.migration_lease import read_lease
 from core.run_history import get_run, list_runs
 from core.terminus import Commit
 
-from .cli_process import cli_env, start_cli
+from .cli_process import cli_env, run_cli, start_cli
 from .conftest import Workspace
 from .helpers import document_classes, missing_audit_fields, read_report
 
@@ -164,6 +164,37 @@ def test_a_killed_run_is_taken_over_at_once_reconciled_and_its_successor_validat
     assert record is not None and record.status == "crashed"
     assert record.type_states == {name: "applied" if name in applied else "pending" for name in states(report)}
     assert [run.status for run in runs if run.run_id != report["run_id"]].count("stopped") == 1, "the racing run"
+    assert_fully_patched_once(workspace)
+
+
+def test_a_dry_run_whose_plan_is_overtaken_by_a_patching_run_names_the_lease_holder(workspace: Workspace) -> None:
+    """Today: the dry run's timing call meets a type the other run has just patched and fails with a raw
+    ``api:SchemaOperationFailed … retrying will not help`` (exit 1)."""
+    # The executing run's second patch is held; the dry run's timing call (the next migration call) is held
+    # longer, so the second patch lands between the dry run's analysis and its timing call.
+    hold_migration_calls(workspace.url, workspace.database, after=2, seconds=40)
+    hold_migration_calls(workspace.url, workspace.database, after=2, seconds=50)
+    env = cli_env(TERMINUS_DB_TIMEOUT_SECONDS="120")
+    try:
+        patching = start_cli(*EXECUTE, env=env)
+        report = wait_for_report(
+            workspace.reports_dir, lambda r: list(states(r).values()) == ["applied", "applying"], patching
+        )
+        before = set(workspace.reports_dir.glob("migration_report_audit_fields_*.json"))
+        dry = run_cli("migrate", "--env", "test", "--dry-run", env=env, timeout=240)
+        _, patching_err = patching.communicate(timeout=240)
+    finally:
+        clear_faults(workspace.url)
+    assert patching.returncode == 0, patching_err[-3000:]
+    assert dry.returncode == 3, dry.stderr[-3000:]
+    assert "Traceback" not in dry.stderr and "retrying will not help" not in dry.stderr
+    # by the time the dry run's call came back the other run had finished: the branch log names it
+    assert f"changed by the migration run {report['run_id']} while this run was making its plan" in " ".join(
+        dry.stderr.split()
+    )
+    raced = only_new_report(workspace.reports_dir, before)
+    assert raced["mode"] == "dry_run" and raced["errors"][-1]["type"] == "PlanRaced"
+    assert raced["errors"][-1]["category"] == "stopped" and report["run_id"] in raced["errors"][-1]["message"]
     assert_fully_patched_once(workspace)
 
 
