@@ -236,12 +236,12 @@ def post_squash(call: Call) -> Response:
             message=str(info.get("message", "")),
             timestamp=time.time(),
             schema=head.schema,
-            instances=head.instances,
+            snapshot=head.instances,
             schema_layer=head.schema_layer,
             instance_layer=head.instance_layer,
             user=call.user.iri,
         )
-        db.commits[squashed.identifier] = squashed
+        db.add_commit(squashed)
     call.store.save()
     repo = f"{target.org}/{target.db}/{target.repo}"
     return json_response(

@@ -410,8 +410,11 @@ def _finish(
     instances: Instances,
     author: Author,
     migration: list[dict[str, Any]] | None = None,
+    changed: set[str] | None = None,
 ) -> Commit:
     """Commit when something changed (otherwise the head, and so the data version, stays as it is).
+
+    ``changed``: every id set or removed, when ``instances`` is ``dict(head's)`` plus those changes.
 
     Persisting is left to the HTTP handler, outside the database lock (saving takes every database's lock).
     """
@@ -426,6 +429,7 @@ def _finish(
         message=author.message,
         user=author.user,
         migration=encoded,
+        changed=changed,
     )
 
 
@@ -538,7 +542,7 @@ def insert_documents(
                 changed.add(doc_id)
         if instances is not head.instances and not db.schemaless:
             docs_mod.check_instances(schema, instances, changed)
-        new_head = _finish(call, db, descriptor, head, schema, instances, author)
+        new_head = _finish(call, db, descriptor, head, schema, instances, author, changed=changed)
         return _reply_ids(schema, prepared), new_head
 
 
@@ -655,7 +659,7 @@ def replace_documents(
             changed.add(doc_id)
         if changed and not db.schemaless:
             docs_mod.check_instances(schema, instances, changed)
-        new_head = _finish(call, db, descriptor, head, schema, instances, author)
+        new_head = _finish(call, db, descriptor, head, schema, instances, author, changed=changed)
         return _reply_ids(schema, prepared), new_head
 
 
@@ -736,7 +740,7 @@ def delete_documents(
             return head
         if not db.schemaless:
             docs_mod.check_instances(schema, new_instances, removed)
-        return _finish(call, db, descriptor, head, schema, new_instances, author)
+        return _finish(call, db, descriptor, head, schema, new_instances, author, changed=removed)
 
 
 def _schema_after_delete(

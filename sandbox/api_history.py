@@ -133,8 +133,8 @@ def get_history(call: Call) -> Response:
     entries: list[dict[str, Any]] = []
     for commit in db.history(head):
         parent = db.parent_of(commit)
-        now = commit.instances.get(key)
-        previous = parent.instances.get(key) if parent is not None else None
+        now = commit.lookup(key)
+        previous = parent.lookup(key) if parent is not None else None
         if now is previous or now == previous:
             continue
         if before is not None and commit.timestamp >= before:

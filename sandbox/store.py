@@ -1,14 +1,22 @@
 """Databases, branches and commits held in memory, with optional JSON persistence.
 
-Every commit owns one immutable ``(schema, instances)`` snapshot. Writers build the next snapshot
+Every commit stands for one immutable ``(schema, instances)`` snapshot. Writers build the next snapshot
 copy-on-write (``dict(old)`` + replaced entries; stored documents are never mutated), so readers can use a
 head snapshot without locking and a write never copies documents. Writes to one database are serialised by
 that database's lock; the store lock only guards the database table.
+
+Not every commit keeps its instances dict: a commit also records what it changed against its parent (a
+:class:`Delta`), and once it is no longer a branch head its dict is dropped unless it is a root or a
+*checkpoint* (kept when the changes since the last kept dict reach half the dict's size, so kept dicts grow
+geometrically). Keeping every dict cost memory quadratic in the history (a million documents written 500
+at a time held 2,000 dicts averaging half a million entries). An older commit's instances are rebuilt on
+demand from the nearest kept dict and the deltas after it; reads give the same documents in the same order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import secrets
@@ -40,22 +48,114 @@ def new_layer_id() -> str:
     return "layer_data:Layer_" + secrets.token_hex(20)
 
 
+@dataclass(frozen=True)
+class Delta:
+    """What a commit changed against its parent: documents set (new ones last, in order), ids removed, and
+    the full id order when it is not the natural one (parent's order, removed ids dropped, new ids last)."""
+
+    changed: dict[str, dict[str, Any]]
+    removed: tuple[str, ...] = ()
+    order: tuple[str, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.changed) + len(self.removed) + (len(self.order) if self.order is not None else 0)
+
+    def apply(self, instances: Instances) -> None:
+        """Turn the parent's instances into this commit's (``instances`` is a private copy)."""
+        instances.update(self.changed)
+        for key in self.removed:
+            instances.pop(key, None)
+        if self.order is not None:
+            reordered = {key: instances[key] for key in self.order}
+            instances.clear()
+            instances.update(reordered)
+
+    @staticmethod
+    def between(old: Instances, new: Instances, changed: set[str] | None = None) -> Delta:
+        """The delta from ``old`` to ``new``; ``changed`` (when the writer knows it) lists every id set or
+        removed, with ``new`` built as ``dict(old)`` plus assignments and deletions (so in natural order)."""
+        if new is old:
+            return Delta({})
+        if changed is not None:
+            updated = {key: new[key] for key in changed if key in new and key in old}
+            added = len(changed) - len(updated) - sum(1 for key in changed if key not in new)
+            tail = list(itertools.islice(reversed(new), added))[::-1]  # new ids sit last, in insertion order
+            if added >= 0 and all(key in changed and key not in old for key in tail):
+                updated.update((key, new[key]) for key in tail)
+                return Delta(updated, tuple(key for key in changed if key not in new))
+        delta = Delta(
+            {key: value for key, value in new.items() if old.get(key) is not value},
+            tuple(key for key in old if key not in new),
+        )
+        natural = [key for key in old if key in new] + [key for key in new if key not in old]
+        if natural != list(new):
+            return Delta(delta.changed, delta.removed, tuple(new))
+        return delta
+
+
 @dataclass(eq=False)
 class Commit:
-    """An immutable point in a branch history. ``parent`` is a commit id (None for a root commit)."""
+    """An immutable point in a branch history. ``parent`` is a commit id (None for a root commit).
+
+    ``snapshot`` is the commit's instances dict when kept (always for a root and a branch head), else None;
+    ``delta`` is what it changed against its parent (None for a root). Read :attr:`instances`.
+    """
 
     identifier: str
     author: str
     message: str
     timestamp: float
     schema: Schema
-    instances: Instances
+    snapshot: Instances | None
     schema_layer: str
     instance_layer: str | None = None
     parent: str | None = None
     user: str | None = None
     migration: str | None = None  # JSON text, exactly as recorded
     initial: bool = False
+    delta: Delta | None = None
+    #: changes since the nearest ancestor that keeps its snapshot (decides where the next one is kept)
+    changes_since_snapshot: int = 0
+    #: set by the database: how to find a commit by id (for rebuilding from an ancestor)
+    resolve: Any = field(default=None, repr=False)
+
+    @property
+    def instances(self) -> Instances:
+        """The commit's documents (id -> stored document, in order). Do not mutate: copy first."""
+        snapshot = self.snapshot
+        if snapshot is not None:
+            return snapshot
+        chain: list[Commit] = []
+        base: Instances | None = None
+        current: Commit | None = self
+        while current is not None:
+            base = current.snapshot
+            if base is not None:
+                break
+            chain.append(current)
+            current = current.resolve(current.parent) if current.parent is not None else None
+        rebuilt: Instances = dict(base) if base is not None else {}
+        for commit in reversed(chain):
+            if commit.delta is not None:
+                commit.delta.apply(rebuilt)
+        return rebuilt
+
+    def lookup(self, doc_id: str) -> dict[str, Any] | None:
+        """One document of this commit, without rebuilding the whole snapshot (history walks use it)."""
+        current: Commit | None = self
+        while current is not None:
+            snapshot = current.snapshot
+            if snapshot is not None:
+                return snapshot.get(doc_id)
+            delta = current.delta
+            if delta is not None:
+                if doc_id in delta.changed:
+                    return delta.changed[doc_id]
+                if doc_id in delta.removed:
+                    return None
+            current = current.resolve(current.parent) if current.parent is not None else None
+        return None
 
     @property
     def type_name(self) -> str:
@@ -145,22 +245,42 @@ class Database:
             message="create initial schema",
             timestamp=time.time(),
             schema={"@context": context},
-            instances={},
+            snapshot={},
             schema_layer=new_layer_id(),
             initial=True,
         )
-        self.commits[commit.identifier] = commit
+        self.add_commit(commit)
         self.repo_layer = new_layer_id()
         return commit
 
-    def set_head(self, branch: str, commit: Commit) -> None:
+    def add_commit(self, commit: Commit) -> None:
+        """Register ``commit`` (it finds its ancestors through this database from now on)."""
+        commit.resolve = self.commits.get
         self.commits[commit.identifier] = commit
+
+    def set_head(self, branch: str, commit: Commit) -> None:
+        self.add_commit(commit)
+        if commit.snapshot is None:
+            commit.snapshot = commit.instances  # a head keeps its dict: writers compare against it by identity
+        previous = self.commits.get(self.branches.get(branch, ""))
         self.branches[branch] = commit.identifier
         self.repo_layer = new_layer_id()
+        if previous is not None and previous is not commit:
+            self._release(previous)
 
     def drop_branch(self, branch: str) -> None:
-        del self.branches[branch]
+        previous = self.commits.get(self.branches.pop(branch))
         self.repo_layer = new_layer_id()
+        if previous is not None:
+            self._release(previous)
+
+    def _release(self, commit: Commit) -> None:
+        """Drop a former head's dict unless it is a root, still a head, or a checkpoint (see module doc)."""
+        if commit.parent is None or commit.delta is None or commit.identifier in self.branches.values():
+            return
+        if commit.changes_since_snapshot * 2 >= len(commit.instances):
+            return  # a checkpoint
+        commit.snapshot = None
 
     def commit(
         self,
@@ -172,8 +292,13 @@ class Database:
         message: str,
         user: str | None,
         migration: str | None = None,
+        changed: set[str] | None = None,
     ) -> Commit:
-        """Append a commit on ``branch`` (caller holds ``lock``). An InitialCommit head is replaced, not a parent."""
+        """Append a commit on ``branch`` (caller holds ``lock``). An InitialCommit head is replaced, not a parent.
+
+        ``changed``: the ids set or removed, when the writer built ``instances`` as ``dict(head's)`` plus
+        assignments and deletions (spares comparing every document to find the delta).
+        """
         head = self.head(branch)
         parent = None if head is None or head.initial else head
         same_schema = head is not None and head.schema is schema
@@ -183,20 +308,25 @@ class Database:
         timestamp = time.time()
         if parent is not None and timestamp <= parent.timestamp:
             timestamp = parent.timestamp + 1e-6
+        delta = Delta.between(parent.instances, instances, changed) if parent is not None else None
         commit = Commit(
             identifier=new_commit_id(),
             author=author,
             message=message,
             timestamp=timestamp,
             schema=schema,
-            instances=instances,
+            snapshot=instances,
             schema_layer=schema_layer,
             instance_layer=instance_layer,
             parent=parent.identifier if parent else None,
             user=user,
             migration=migration,
+            delta=delta,
         )
-        self.set_head(branch, commit)
+        self.set_head(branch, commit)  # may drop the parent's dict
+        if parent is not None and delta is not None:
+            carried = 0 if parent.snapshot is not None else parent.changes_since_snapshot
+            commit.changes_since_snapshot = carried + delta.size
         return commit
 
 
@@ -336,11 +466,10 @@ def _dump_database(db: Database) -> dict[str, Any]:
         if parent is None:
             entry["instances"] = commit.instances
         else:
-            old, new = parent.instances, commit.instances
-            entry["changed"] = {k: v for k, v in new.items() if old.get(k) is not v}
-            entry["removed"] = [k for k in old if k not in new]
-            natural = [k for k in old if k in new] + [k for k in new if k not in old]
-            entry["order"] = None if natural == list(new) else list(new)
+            delta = commit.delta or Delta.between(parent.instances, commit.instances)
+            entry["changed"] = delta.changed
+            entry["removed"] = list(delta.removed)
+            entry["order"] = None if delta.order is None else list(delta.order)
         dumped.append(entry)
     return {
         "org": db.org,
@@ -369,30 +498,37 @@ def _load_database(raw: dict[str, Any]) -> Database:
     )
     for entry in raw["commits"]:
         parent = db.commits.get(entry["parent"]) if entry.get("parent") else None
+        delta: Delta | None = None
         if parent is None:
             instances = dict(entry.get("instances") or {})
             schema = entry["schema"]
         else:
             schema = parent.schema if entry["schema"] is None else entry["schema"]
-            merged = dict(parent.instances)
-            merged.update(entry["changed"])
-            for key in entry["removed"]:
-                merged.pop(key, None)
-            instances = merged if entry.get("order") is None else {k: merged[k] for k in entry["order"]}
+            order = entry.get("order")
+            delta = Delta(entry["changed"], tuple(entry["removed"]), None if order is None else tuple(order))
+            instances = dict(parent.instances)
+            delta.apply(instances)
         commit = Commit(
             identifier=entry["identifier"],
             author=entry["author"],
             message=entry["message"],
             timestamp=entry["timestamp"],
             schema=schema,
-            instances=instances,
+            snapshot=instances,
             schema_layer=entry["schema_layer"],
             instance_layer=entry.get("instance_layer"),
             parent=entry.get("parent"),
             user=entry.get("user"),
             migration=entry.get("migration"),
             initial=entry.get("initial", False),
+            delta=delta,
         )
-        db.commits[commit.identifier] = commit
+        db.add_commit(commit)
     db.branches = dict(raw["branches"])
+    for commit in db.commits.values():  # parents first: keep the dicts a running server would have kept
+        parent = db.parent_of(commit)
+        if parent is not None and commit.delta is not None:
+            carried = 0 if parent.snapshot is not None else parent.changes_since_snapshot
+            commit.changes_since_snapshot = carried + commit.delta.size
+            db._release(commit)
     return db

@@ -234,3 +234,20 @@ def test_parse_line_on_a_valid_event_with_invalid_utf8_in_a_value() -> None:
     record = make_event().to_json_line().encode().replace(b'"alice"', b'"al\xffce"')
     parsed = parse_line(record)
     assert parsed.event is None and parsed.reason is not None and "UTF-8" in parsed.reason
+
+
+@pytest.mark.parametrize("size", [1, 2, 500])
+def test_read_line_batches_gives_the_lines_and_offsets_of_read_lines(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "audit_dlq_fallback.jsonl"
+    big = json.dumps({"blob": "y" * 3_000_000}).encode()  # longer than a read chunk: joined up across reads
+    path.write_bytes(b"a\n\n" + big + b"\r\nbb\n" + b"c" * 10 + b"\ntorn")
+    expected = list(DeadLetterQueue.read_lines(path))
+    for start in (0, expected[2].offset, expected[-1].offset):
+        batches = list(DeadLetterQueue.read_line_batches(path, start, size))
+        lines = [line for batch in batches for line in batch.lines]
+        assert lines == [line.data for line in expected if line.offset >= start]
+        assert all(len(batch.lines) <= size for batch in batches)
+        assert [b.offset for b in batches[1:]] == [b.end for b in batches[:-1]], "batches are contiguous"
+        assert batches[0].offset == start and batches[-1].end == path.stat().st_size
+        assert batches[-1].lines == [b"torn"] and not batches[-1].complete
+        assert all(batch.complete for batch in batches[:-1])
