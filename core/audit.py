@@ -15,9 +15,10 @@ which is what lets the emitter retry and the sweep replay after a crash. Two sin
 
 from __future__ import annotations
 
+import heapq
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -277,31 +278,42 @@ class MetadataAuditSink:
         cursor: str | None = None,
     ) -> tuple[list[AuditEvent], str | None]:
         self._ensure_ready()
-        after = _decode_cursor(cursor)
         try:
-            matching = sorted(
-                (
-                    (doc["occurred_at"], doc["event_id"], doc)
-                    for doc in self._iter_docs()
-                    if (actor is None or doc.get("actor_id") == actor)
-                    and (resource_type is None or doc.get("resource_type") == resource_type)
-                    and (since is None or parse_utc(doc["occurred_at"]) >= since)
-                ),
-                key=lambda item: (parse_utc(item[0]), item[1]),
-                reverse=True,
+            return page_of_events(
+                self._iter_docs(), limit=limit, actor=actor, resource_type=resource_type, since=since, cursor=cursor
             )
         except TerminusError as exc:
             raise self._unavailable(exc) from None
-        if after is not None:
-            matching = [m for m in matching if (parse_utc(m[0]), m[1]) < after]
-        page = matching[:limit]
-        next_cursor = None
-        if len(matching) > limit and page:
-            next_cursor = _encode_cursor(page[-1][0], page[-1][1])
-        return [event_from_document(m[2]) for m in page], next_cursor
 
     def _iter_docs(self) -> Iterator[dict[str, Any]]:
         return self._gateway.iter_documents(doc_type=AUDIT_EVENT, branch=METADATA_BRANCH)
+
+
+def page_of_events(
+    documents: Iterable[dict[str, Any]],
+    *,
+    limit: int,
+    actor: str | None = None,
+    resource_type: str | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None,
+) -> tuple[list[AuditEvent], str | None]:
+    """One page of the audit log from ``AuditEvent`` documents (any order): newest first, ``limit`` of them,
+    and the cursor that continues after the page's last event. Keeps at most ``limit + 1`` in memory, so a
+    sink that cannot filter by time reads its matches once, whatever their number."""
+    after = _decode_cursor(cursor)
+    wanted = (
+        (stamp, doc["event_id"], doc)
+        for doc in documents
+        if (actor is None or doc.get("actor_id") == actor)
+        and (resource_type is None or doc.get("resource_type") == resource_type)
+        for stamp in (parse_utc(doc["occurred_at"]),)
+        if (since is None or stamp >= since) and (after is None or (stamp, doc["event_id"]) < after)
+    )
+    page = heapq.nlargest(limit + 1, wanted, key=lambda item: (item[0], item[1]))
+    last = page[limit - 1] if len(page) > limit else None
+    next_cursor = _encode_cursor(last[2]["occurred_at"], last[1]) if last is not None else None
+    return [event_from_document(item[2]) for item in page[:limit]], next_cursor
 
 
 def _encode_cursor(occurred_at: str, event_id: str) -> str:

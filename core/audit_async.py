@@ -17,7 +17,6 @@ what ``/readyz`` asks.
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -26,16 +25,13 @@ from core.audit import (
     AuditEvent,
     AuditSink,
     HttpAuditSink,
-    _decode_cursor,
-    _encode_cursor,
     event_document,
-    event_from_document,
+    page_of_events,
 )
 from core.errors import AuditSinkUnavailable, TerminusError, is_transient
 from core.metadata_db import AUDIT_EVENT, METADATA_AUTHOR, METADATA_BRANCH, ensure_metadata_db, metadata_gateway
 from core.settings import AuditSinkSettings, TerminusSettings
 from core.terminus_async import AsyncDocumentClient
-from core.timestamps import parse_utc
 
 __all__ = ["AsyncAuditSink", "AsyncMetadataAuditSink", "ThreadedAuditSink", "as_async_sink", "open_async_audit_sink"]
 
@@ -137,8 +133,7 @@ class AsyncMetadataAuditSink:
         cursor: str | None = None,
     ) -> tuple[list[AuditEvent], str | None]:
         """Newest first, ``limit`` per page; ``next_cursor`` continues after the page's last event."""
-        after = _decode_cursor(cursor)
-        template: dict[str, Any] = {"@type": AUDIT_EVENT}
+        template: dict[str, Any] = {"@type": AUDIT_EVENT}  # the equality filters go to TerminusDB
         if actor is not None:
             template["actor_id"] = actor
         if resource_type is not None:
@@ -148,17 +143,7 @@ class AsyncMetadataAuditSink:
             documents = await self._documents.query(template)
         except TerminusError as exc:
             raise self._unavailable(exc) from None
-        keyed = ((parse_utc(doc["occurred_at"]), doc["event_id"], doc) for doc in documents)
-        wanted = (
-            item
-            for item in keyed
-            if (since is None or item[0] >= since) and (after is None or (item[0], item[1]) < after)
-        )
-        page = heapq.nlargest(limit + 1, wanted, key=lambda item: (item[0], item[1]))
-        next_cursor = (
-            _encode_cursor(page[limit - 1][2]["occurred_at"], page[limit - 1][1]) if len(page) > limit else None
-        )
-        return [event_from_document(item[2]) for item in page[:limit]], next_cursor
+        return page_of_events(documents, limit=limit, since=since, cursor=cursor)
 
     def _unavailable(self, exc: TerminusError) -> AuditSinkUnavailable:
         return AuditSinkUnavailable(f"the metadata database '{self._settings.meta_database}'", reason=str(exc))
