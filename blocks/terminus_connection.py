@@ -6,7 +6,7 @@ see :mod:`blocks.environment` for the lookup order.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
@@ -31,10 +31,15 @@ class TerminusConnection(Block):
     password: SecretStr = Field(default=SecretStr("root"), description="Password for basic auth.")
     token: SecretStr | None = Field(default=None, description="API token (TERMINUS_DB_TOKEN); wins over user.")
     meta_database: str = Field(default="oms_audit", description="Database holding runs, leases and events.")
+    token_scheme: Literal["Bearer", "Token"] | None = Field(
+        default=None,
+        description="How the token is sent (TERMINUS_DB_TOKEN_SCHEME); empty: chosen from the URL "
+        "(Token for TerminusCMS / DFRNT, else Bearer).",
+    )
 
     SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {
         name: ((TerminusSettings, name),)
-        for name in ("url", "team", "database", "branch", "user", "password", "token", "meta_database")
+        for name in ("url", "team", "database", "branch", "user", "password", "token", "meta_database", "token_scheme")
     }
     """The block is taken whole (see blocks.environment)."""
 
@@ -50,4 +55,5 @@ class TerminusConnection(Block):
             password=self.password,
             token=self.token,
             meta_database=self.meta_database,
+            token_scheme=self.token_scheme,
         )

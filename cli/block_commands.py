@@ -80,6 +80,7 @@ def create(
                 password=terminus.password,
                 token=terminus.token,
                 meta_database=terminus.meta_database,
+                token_scheme=terminus.token_scheme,
             ),
             "TERMINUS_DB_*",
         )

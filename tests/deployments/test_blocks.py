@@ -39,6 +39,7 @@ def test_register_create_show_and_load_by_env(prefect_server: PrefectServer, tmp
         "TERMINUS_DB_URL": "http://127.0.0.1:6399",
         "TERMINUS_DB_TEAM": "acme",
         "TERMINUS_DB_TOKEN": SECRET_TOKEN,
+        "TERMINUS_DB_TOKEN_SCHEME": "Token",
         "IAM_SERVICE_URL": "http://127.0.0.1:6398",
         "PROMETHEUS_PUSHGATEWAY_URL": "http://127.0.0.1:6397",
         "DLQ_ALERT_WEBHOOK": SECRET_HOOK,
@@ -60,6 +61,7 @@ def test_register_create_show_and_load_by_env(prefect_server: PrefectServer, tmp
         "source": "block oms-audit-terminusdb-connection/staging",
     }
     assert by_name[("Terminus", "token")]["value"] == "(secret, set)"
+    assert by_name[("Terminus", "token_scheme")]["value"] == "Token"  # hosted TerminusDB, kept in the block
     assert by_name[("Iam", "service_url")]["source"] == "block oms-audit-iam/staging"
     assert by_name[("Monitoring", "pushgateway_url")]["source"] == "block oms-audit-pushgateway/staging"
     assert by_name[("Dlq", "dlq_dir")]["value"] == str(tmp_path / "dlq")
