@@ -89,9 +89,3 @@ def iam(iam_server: LocalIssuer) -> Iterator[LocalIssuer]:
     iam_server.reset()
     yield iam_server
     iam_server.reset()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first (a stable sort keeps the rest in order): run on several workers (``-n``), a six-minute
-    approval wait then overlaps the rest of the suite instead of ending it."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
