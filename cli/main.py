@@ -80,12 +80,14 @@ def preflight(
     )
 
     from .prefect_api import idle_seconds
+    from .runner_client import idle_seconds as runner_idle_seconds
 
     try:
         check_env_name(env)
         check_target_names(load_settings(TerminusSettings), database, branch)
         directory = reports_dir or load_settings(MigrationSettings).reports_dir
         idle_seconds()
+        runner_idle_seconds()
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     return check_reports_dir(directory)
