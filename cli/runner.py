@@ -148,7 +148,7 @@ class Runner:
             os.umask(old_umask)
         listener.listen(16)
         self.listener = listener
-        local_state.write_state(self.state_path, {"pid": self.pid, "socket": str(self.socket_path)})
+        local_state.write_state(self.state_path, {"pid": self.pid, "socket": str(self.socket_path), "ready": True})
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self.wake_w)
@@ -259,16 +259,19 @@ def main() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # a runner for this key is starting or running
+    local_state.write_state(runner.state_path, {"pid": runner.pid, "ready": False})  # no second one is started
     started = time.monotonic()
     _warm_up()
     log(f"imported in {time.monotonic() - started:.1f} s")
     if threading.active_count() != 1:
         log(f"not serving: threads alive after the imports: {[t.name for t in threading.enumerate()]}")
+        runner.state_path.unlink(missing_ok=True)
         return
     try:
         job = runner.serve()
     finally:
         if os.getpid() == runner.pid:
             runner._stop("exiting")
+            runner.state_path.unlink(missing_ok=True)
     if job is not None:
         job.run()
