@@ -151,9 +151,12 @@ def run_in_runner(entry: str, argv: list[str]) -> int | None:
     known = with_known_api(environ)
     if known is None:
         return None
-    cwd = os.getcwd()
-    path = socket_path(known, runner_key(known, cwd))
-    if not path.exists():
+    try:
+        cwd = os.getcwd()
+        path = socket_path(known, runner_key(known, cwd))
+        if not path.exists():
+            return None
+    except OSError:  # an unreadable folder of the project, a removed working directory: no runner
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn.settimeout(HANDSHAKE_SECONDS)

@@ -7,6 +7,7 @@ API; which process ran it is read from the runner's log (each forked command is 
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -91,6 +92,30 @@ def test_exit_codes_and_a_piped_approval_come_through(workspace: Workspace, warm
     with workspace.gateway() as gateway:
         schema = gateway.schema()
     assert all(missing_audit_fields(schema, name) == [] for name in document_classes(schema))
+
+
+def test_an_answer_typed_at_a_terminal_is_relayed_to_the_command(workspace: Workspace, warm_runner: WarmRunner) -> None:
+    warm_runner.start()
+    terminal, user_side = pty.openpty()  # the command's stdin is a terminal: it cannot be handed over as is
+    try:
+        os.write(terminal, b"y\ntyped at the terminal\n")
+        result = subprocess.run(
+            [OMS_AUDIT, "migrate", "--env", "test", "--execute"],
+            cwd=ROOT,
+            env=warm_runner.env,
+            stdin=user_side,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(user_side)
+        os.close(terminal)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(warm_runner.served()) == 1, warm_runner.log()
+    (report,) = reports(workspace.reports_dir)
+    assert report["status"] == "succeeded"
+    assert report["approval"]["comment"] == "typed at the terminal"  # type: ignore[index]
 
 
 def test_a_killed_client_takes_its_command_with_it(workspace: Workspace, warm_runner: WarmRunner) -> None:
