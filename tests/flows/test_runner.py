@@ -75,7 +75,7 @@ def test_the_next_dry_run_is_served_by_the_runner_the_first_left(workspace: Work
 
 
 def test_exit_codes_and_a_piped_approval_come_through(workspace: Workspace, warm_runner: WarmRunner) -> None:
-    warm_runner.start()
+    runner_pid = warm_runner.start()
     bad = run_cli("migrate", "--env", "test", "--dry-run", "--include", "NoSuchType", env=warm_runner.env)
     assert bad.returncode == 2, bad.stderr[-3000:]
     assert "NoSuchType" in bad.stderr
@@ -92,6 +92,15 @@ def test_exit_codes_and_a_piped_approval_come_through(workspace: Workspace, warm
     with workspace.gateway() as gateway:
         schema = gateway.schema()
     assert all(missing_audit_fields(schema, name) == [] for name in document_classes(schema))
+
+    status = run_cli("runner", "status", env=warm_runner.env)
+    assert status.returncode == 0 and f"runner {runner_pid}: ready" in status.stdout
+    stopped = run_cli("runner", "stop", env=warm_runner.env)  # served by that runner: it ends after
+    assert stopped.returncode == 0 and "Stopped 1 warm runner(s)." in stopped.stdout, stopped.stderr
+    deadline = time.monotonic() + 30
+    while running(runner_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(runner_pid)
 
 
 def test_an_answer_typed_at_a_terminal_is_relayed_to_the_command(workspace: Workspace, warm_runner: WarmRunner) -> None:
