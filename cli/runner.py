@@ -124,6 +124,7 @@ class Runner:
         self.state_path = state_path(self.environ, self.key)
         self.children: dict[int, socket.socket] = {}
         self.stopping = False
+        self.terminated = False
         self.listener: socket.socket | None = None
         self.wake_r, self.wake_w = os.pipe()
 
@@ -153,7 +154,7 @@ class Runner:
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: self._stop("SIGTERM"))
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "terminated", True))  # acted on in the loop
         log(f"ready on {self.socket_path.name}")
         last_busy = last_key_check = time.monotonic()
         while self.listener is not None or self.children:
@@ -167,6 +168,8 @@ class Runner:
                     except BlockingIOError:
                         break
             self._reap()
+            if self.terminated and self.listener is not None:
+                self._stop("SIGTERM")
             if self.listener is not None and self.listener in ready and (job := self._accept()) is not None:
                 return job
             now = time.monotonic()
