@@ -72,18 +72,18 @@ def newest_source_mtime(root: Path = ROOT) -> int:
     return newest
 
 
-def runner_key(environ: Mapping[str, str], cwd: str) -> str:
+def runner_key(environ: Mapping[str, str], cwd: str, root: Path = ROOT) -> str:
     try:
         profiles_mtime = local_state.profiles_path(environ).stat().st_mtime_ns
     except OSError:
         profiles_mtime = 0
     material = {
         "python": sys.executable,
-        "root": str(ROOT),
+        "root": str(root),
         "cwd": cwd,
         "prefect": sorted((k, v) for k, v in environ.items() if k.startswith("PREFECT_")),
         "profiles": profiles_mtime,
-        "sources": newest_source_mtime(),
+        "sources": newest_source_mtime(root),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
 

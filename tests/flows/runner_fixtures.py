@@ -19,6 +19,8 @@ from .cli_process import ROOT
 @dataclass
 class WarmRunner:
     env: dict[str, str]
+    root: Path = ROOT
+    """The checkout the commands run from (and the runner's working directory)."""
 
     @property
     def folder(self) -> Path:
@@ -27,7 +29,7 @@ class WarmRunner:
     def key(self) -> str:
         known = with_known_api(self.env)
         assert known is not None
-        return runner_key(known, str(ROOT))
+        return runner_key(known, str(self.root), self.root)
 
     def log(self) -> str:
         path = self.folder / "runner.log"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pty
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,18 +160,33 @@ def test_a_killed_client_takes_its_command_with_it(workspace: Workspace, warm_ru
             client.wait(30)
 
 
-def test_an_edited_source_is_never_run_by_an_old_runner(workspace: Workspace, warm_runner: WarmRunner) -> None:
-    runner_pid = warm_runner.start()
-    edited = ROOT / "cli" / "__init__.py"
-    os.utime(edited)  # as an editor saving the file would
-    result = run_cli(*DRY_RUN, env=warm_runner.env)
+def test_an_edited_source_is_never_run_by_an_old_runner(
+    workspace: Workspace, warm_runner: WarmRunner, tmp_path: Path
+) -> None:
+    """In a copy of the checkout (a touched file of the real one would end every other test's runner)."""
+    copy = tmp_path / "checkout"
+    skip = shutil.ignore_patterns(".*", "__pycache__", "*-reports", "tests")
+    shutil.copytree(ROOT, copy, ignore=skip)
+    runner = WarmRunner(warm_runner.env, copy)
+    script = [sys.executable, str(copy / "migrations" / "production_audit_fields_migration.py"), "--env", "test"]
+
+    def dry_run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*script, "--dry-run"], cwd=copy, env=runner.env, capture_output=True, text=True, timeout=300
+        )
+
+    first = dry_run()
+    assert first.returncode == 0, first.stderr[-3000:]
+    runner_pid = runner.wait_ready()  # the copy's own runner, running the copy's code
+    os.utime(copy / "cli" / "__init__.py")  # as an editor saving the file would
+    result = dry_run()
     assert result.returncode == 0, result.stderr[-3000:]
-    assert warm_runner.served() == [], warm_runner.log()
+    assert runner.served() == [], runner.log()
     deadline = time.monotonic() + 30
     while running(runner_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running(runner_pid), "the old runner ends once its sources moved"
-    assert "the project's sources changed" in warm_runner.log()
+    assert "the project's sources changed" in runner.log()
 
 
 def test_no_runner_with_idle_zero_nor_through_a_stale_socket(workspace: Workspace, warm_runner: WarmRunner) -> None:
