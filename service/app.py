@@ -28,6 +28,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -308,6 +309,8 @@ class ServiceApp(FastAPI):
 async def _serve(route: Route, request: Request, send: Send) -> None:
     try:
         response: Response = await route.endpoint(request)
+    except ClientDisconnect:  # nobody to answer
+        return
     except OmsAuditError as exc:
         response = json_error(exc)
     except StarletteHTTPException as exc:
