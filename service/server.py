@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 from typing import Literal
 
@@ -14,14 +13,9 @@ from service.app import ServiceConfig, create_app
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
+#: uvicorn's choice: ``auto`` is uvloop when it is installed (a dependency wherever it builds, i.e. not on
+#: Windows), else asyncio's loop
 Loop = Literal["auto", "uvloop", "asyncio"]
-
-
-def event_loop(choice: Loop = "auto") -> Literal["uvloop", "asyncio"]:
-    """uvloop when it is installed (it is a dependency wherever it builds, i.e. not on Windows), else asyncio's."""
-    if choice != "auto":
-        return choice
-    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 def serve(
@@ -48,7 +42,7 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         http="httptools",
-        loop=event_loop(loop),
+        loop=loop,
         timeout_graceful_shutdown=10,
     )
 
