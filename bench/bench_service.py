@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=4, help="alternate the two paths this many times")
     parser.add_argument("--service-env", action="append", default=[], help="NAME=VALUE for the service")
+    parser.add_argument(
+        "--service-arg", action="append", default=[], help="an argument for the service, e.g. --loop=asyncio"
+    )
     parser.add_argument("--profile", type=Path, help="profile the service with cProfile into this file")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-service-"))
@@ -197,7 +200,7 @@ def main() -> None:
                 else "from service.server import main; main()"
             )
             service = subprocess.Popen(
-                [sys.executable, "-c", entry, "--port", str(port), "--log-level", "warning"],
+                [sys.executable, "-c", entry, "--port", str(port), "--log-level", "warning", *args.service_arg],
                 cwd=ROOT,
                 env=env,
                 stdout=(tmp / "service.log").open("wb"),

@@ -27,7 +27,12 @@ class IamConfig(Block):
     issuer: str | None = Field(default=None, description="Expected iss of JWKS-verified tokens (IAM_ISSUER).")
     audience: str | None = Field(default=None, description="Expected aud of JWKS-verified tokens (IAM_AUDIENCE).")
 
-    SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {
-        name: ((IamSettings, name),)
-        for name in ("service_url", "verification_endpoint", "jwks_url", "issuer", "audience")
-    }
+    FIELDS: ClassVar[tuple[str, ...]] = ("service_url", "verification_endpoint", "jwks_url", "issuer", "audience")
+    """The block's fields, each the ``IamSettings`` field of the same name."""
+
+    SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {name: ((IamSettings, name),) for name in FIELDS}
+
+    @classmethod
+    def from_settings(cls, settings: IamSettings) -> IamConfig:
+        """The block holding these settings (what ``oms-audit blocks create`` saves)."""
+        return cls(**{name: getattr(settings, name) for name in cls.FIELDS})

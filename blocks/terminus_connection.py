@@ -37,23 +37,27 @@ class TerminusConnection(Block):
         "(Token for TerminusCMS / DFRNT, else Bearer).",
     )
 
-    SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {
-        name: ((TerminusSettings, name),)
-        for name in ("url", "team", "database", "branch", "user", "password", "token", "meta_database", "token_scheme")
-    }
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "url",
+        "team",
+        "database",
+        "branch",
+        "user",
+        "password",
+        "token",
+        "meta_database",
+        "token_scheme",
+    )
+    """The block's fields, each the ``TerminusSettings`` field of the same name."""
+
+    SETTINGS: ClassVar[dict[str, tuple[SettingsTarget, ...]]] = {name: ((TerminusSettings, name),) for name in FIELDS}
     """The block is taken whole (see blocks.environment)."""
+
+    @classmethod
+    def from_settings(cls, settings: TerminusSettings) -> TerminusConnection:
+        """The block holding these settings (what ``oms-audit blocks create`` saves)."""
+        return cls(**{name: getattr(settings, name) for name in cls.FIELDS})
 
     def to_settings(self) -> TerminusSettings:
         """The same settings object the environment would give, so core code never sees a block."""
-        return load_settings(
-            TerminusSettings,
-            url=self.url,
-            team=self.team,
-            database=self.database,
-            branch=self.branch,
-            user=self.user,
-            password=self.password,
-            token=self.token,
-            meta_database=self.meta_database,
-            token_scheme=self.token_scheme,
-        )
+        return load_settings(TerminusSettings, **{name: getattr(self, name) for name in self.FIELDS})

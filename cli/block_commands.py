@@ -69,26 +69,10 @@ def create(
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from None
 
-    documents: list[tuple[Block, str]] = [
-        (
-            TerminusConnection(
-                url=terminus.url,
-                team=terminus.team,
-                database=terminus.database,
-                branch=terminus.branch,
-                user=terminus.user,
-                password=terminus.password,
-                token=terminus.token,
-                meta_database=terminus.meta_database,
-                token_scheme=terminus.token_scheme,
-            ),
-            "TERMINUS_DB_*",
-        )
-    ]
+    documents: list[tuple[Block, str]] = [(TerminusConnection.from_settings(terminus), "TERMINUS_DB_*")]
     skipped: list[str] = []
     if iam.service_url or iam.jwks_url:
-        fields = ("service_url", "verification_endpoint", "jwks_url", "issuer", "audience")
-        documents.append((IamConfig(**{name: getattr(iam, name) for name in fields}), "IAM_*"))
+        documents.append((IamConfig.from_settings(iam), "IAM_*"))
     else:
         skipped.append("IAM (neither IAM_SERVICE_URL nor IAM_JWKS_URL is set)")
     if monitoring.pushgateway_url:

@@ -27,6 +27,7 @@ from .prefect_api import start_prefect_api
 from .prompt import TerminalAnswer
 from .render import console, err_console, plan_table, summary_table
 from .run_view import RunView
+from .runner_commands import runner_app
 
 app = typer.Typer(
     help="Secure author tracking for an ontology store in TerminusDB, as Prefect-orchestrated jobs.",
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(runner_app, name="runner")
 
 EnvOption = Annotated[str, typer.Option("--env", help="Environment: Prefect block of that name, else env vars.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking (recorded as such).")]
@@ -80,12 +82,14 @@ def preflight(
     )
 
     from .prefect_api import idle_seconds
+    from .runner_client import idle_seconds as runner_idle_seconds
 
     try:
         check_env_name(env)
         check_target_names(load_settings(TerminusSettings), database, branch)
         directory = reports_dir or load_settings(MigrationSettings).reports_dir
         idle_seconds()
+        runner_idle_seconds()
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     return check_reports_dir(directory)

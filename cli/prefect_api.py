@@ -18,47 +18,30 @@ from __future__ import annotations
 
 import atexit
 import base64
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from core.errors import ConfigError
+from cli import local_state
+from cli.local_state import prefect_home
 
 IDLE_VARIABLE = "OMS_AUDIT_LOCAL_API_IDLE_SECONDS"
 DEFAULT_IDLE_SECONDS = 600.0
 STARTUP_TIMEOUT_SECONDS = 120.0
-STATE_FILE = "oms-audit-local-api.json"
-
-
-def prefect_home() -> Path:
-    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
 
 
 def idle_seconds() -> float:
-    raw = os.environ.get(IDLE_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_IDLE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ConfigError(
-            f"{IDLE_VARIABLE}={raw!r}: expected a number of seconds >= 0 (0 stops the temporary Prefect API "
-            "with the command that started it)",
-            variable=IDLE_VARIABLE,
-        )
-    return value
+    return local_state.idle_seconds(
+        IDLE_VARIABLE, DEFAULT_IDLE_SECONDS, "0 stops the temporary Prefect API with the command that started it"
+    )
 
 
 def _healthy(api_url: str, timeout: float = 1.0) -> bool:
@@ -67,16 +50,6 @@ def _healthy(api_url: str, timeout: float = 1.0) -> bool:
     except httpx.HTTPError:
         return False
     return reply.status_code == 200
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _free_port() -> int:
@@ -130,15 +103,6 @@ class PrefectApi:
 _current: PrefectApi | None = None
 
 
-def _reusable(state_path: Path) -> str | None:
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        url, pid = str(state["url"]), int(state["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return url if process_alive(pid) and _healthy(url) else None
-
-
 def _prefect_ephemeral_url() -> str:
     """Prefect's own temporary server, started once here in the main thread (its start is not thread-safe)."""
     from prefect.server.api.server import SubprocessASGIServer
@@ -155,28 +119,11 @@ def _configured_url() -> str:
         from prefect.settings import PREFECT_API_URL
 
         return str(PREFECT_API_URL.value() or "").strip()
-    return os.environ.get("PREFECT_API_URL", "").strip() or _profile_url()
-
-
-def _profile_url() -> str:
-    """``PREFECT_API_URL`` of the active profile in ``profiles.toml`` (what ``prefect config set`` writes)."""
-    return _profile_setting("PREFECT_API_URL")
-
-
-def _profile_setting(name: str) -> str:
-    """A setting of the active Prefect profile in ``profiles.toml`` ("" when unset)."""
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or prefect_home() / "profiles.toml").expanduser()
-    try:
-        profiles = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return ""
-    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
-    settings = profiles.get("profiles", {}).get(active, {})
-    return str(settings.get(name, "") if isinstance(settings, dict) else "").strip()
+    return local_state.configured_api_url()
 
 
 def _setting(name: str) -> str:
-    return os.environ.get(name, "").strip() or _profile_setting(name)
+    return os.environ.get(name, "").strip() or local_state.profile_setting(name)
 
 
 def _auth_headers() -> dict[str, str]:
@@ -228,8 +175,8 @@ def start_prefect_api() -> PrefectApi:
     idle = idle_seconds()
     home = prefect_home()
     home.mkdir(parents=True, exist_ok=True)
-    state_path = home / STATE_FILE
-    reused = _reusable(state_path) if idle > 0 else None
+    state_path = home / local_state.LOCAL_API_STATE_FILE
+    reused = local_state.reusable_local_api() if idle > 0 else None
     if reused is not None:
         _current = PrefectApi(reused, "reused")
     else:
@@ -250,7 +197,7 @@ def start_prefect_api() -> PrefectApi:
             )
         _current = PrefectApi(f"http://127.0.0.1:{port}/api", "started", process, log_path)
         if idle > 0:
-            state_path.write_text(json.dumps({"url": _current.url, "pid": process.pid}), encoding="utf-8")
+            local_state.write_state(state_path, {"url": _current.url, "pid": process.pid})
         else:
             atexit.register(_current.stop)
     os.environ["PREFECT_API_URL"] = _current.url

@@ -14,6 +14,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def reset_consoles() -> None:
+    """Let both consoles look at their streams and the environment again (a warm runner's child takes over
+    another process's terminal and variables: colours, width and ``NO_COLOR`` are read when a console is made)."""
+    Console.__init__(console)
+    Console.__init__(err_console, stderr=True)
+
+
 def fields_text(fields: list[str]) -> str:
     """``all 6`` rather than six long names when every audit field is meant."""
     if set(fields) == set(AUDIT_FIELDS):

@@ -16,6 +16,12 @@ from .outcome import EXIT_USAGE
 from .render import console, err_console
 
 
+class EventLoop(StrEnum):
+    auto = "auto"
+    uvloop = "uvloop"
+    asyncio = "asyncio"
+
+
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
@@ -26,6 +32,9 @@ def serve(
     env: Annotated[
         str | None, typer.Option("--env", help="Read the block documents of this name first (else env vars only).")
     ] = None,
+    loop: Annotated[
+        EventLoop, typer.Option("--loop", help="Event loop: auto is uvloop when installed, else asyncio's.")
+    ] = EventLoop.auto,
 ) -> None:
     """Run the HTTP service (settings from TERMINUS_DB_*, IAM_*, OMS_AUDIT_* environment variables)."""
     from service.server import serve as run
@@ -47,7 +56,7 @@ def serve(
         except OmsAuditError as exc:
             err_console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(EXIT_USAGE) from None
-    run(host, port, log_level=log_level, access_log=access_log, config=config)
+    run(host, port, log_level=log_level, access_log=access_log, loop=loop.value, config=config)
 
 
 class FreezeAction(StrEnum):

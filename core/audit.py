@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
@@ -230,6 +230,44 @@ def event_from_document(doc: dict[str, Any]) -> AuditEvent:
     )
 
 
+def batch_documents(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
+    """The documents of one batch commit, all recorded at the same instant."""
+    now = datetime.now(UTC)
+    return [event_document(e, recorded_at=now) for e in events]
+
+
+def batch_message(events: Sequence[AuditEvent]) -> str:
+    return f"Audit events ({len(events)})"
+
+
+class BatchRefusal(NamedTuple):
+    """What to do with a batch TerminusDB did not store: store ``retry``'s parts, each in its own commit,
+    and report ``refused`` (``{event_id: reason}``) as rejected."""
+
+    retry: list[list[AuditEvent]]
+    refused: dict[str, str]
+
+
+def split_refused_batch(events: Sequence[AuditEvent], exc: TerminusError, *, database: str) -> BatchRefusal:
+    """The metadata sinks' rule (sync and async alike) for a batch commit that failed with ``exc``.
+
+    A failure that is not about the documents (transient, credentials refused, no database) raises
+    :class:`~core.errors.AuditSinkUnavailable`: no event is stored, all stay with the caller (the DLQ).
+    Otherwise TerminusDB refused the batch for what is in it: a single event is refused with the reason,
+    a larger batch is split in halves to retry, so that only the events it refuses are refused.
+    """
+    if is_transient(exc) or exc.status in (401, 403, 404):
+        raise metadata_unavailable(database, exc) from None
+    if len(events) == 1:
+        return BatchRefusal([], {events[0].event_id: str(exc)})
+    half = len(events) // 2
+    return BatchRefusal([list(events[:half]), list(events[half:])], {})
+
+
+def metadata_unavailable(database: str, exc: TerminusError) -> AuditSinkUnavailable:
+    return AuditSinkUnavailable(f"the metadata database '{database}'", reason=str(exc))
+
+
 class MetadataAuditSink:
     """``AuditEvent`` documents in the metadata database, keyed on ``event_id`` (a replace-or-create per
     batch, one commit, so storing an event again changes nothing but ``recorded_at``)."""
@@ -259,27 +297,24 @@ class MetadataAuditSink:
         self._ready = True
 
     def _store(self, events: list[AuditEvent]) -> dict[str, str]:
-        """One commit for the batch; when TerminusDB refuses it, split it to find the events it refuses."""
-        now = datetime.now(UTC)
+        """One commit for the batch; what TerminusDB refuses is split by :func:`split_refused_batch`."""
         try:
             self._gateway.replace_documents(
-                [event_document(e, recorded_at=now) for e in events],
+                batch_documents(events),
                 author=METADATA_AUTHOR,
-                message=f"Audit events ({len(events)})",
+                message=batch_message(events),
                 create=True,
                 branch=METADATA_BRANCH,
             )
             return {}
         except TerminusError as exc:
-            if is_transient(exc) or exc.status in (401, 403, 404):
-                raise self._unavailable(exc) from None
-            if len(events) == 1:
-                return {events[0].event_id: str(exc)}
-        half = len(events) // 2
-        return self._store(events[:half]) | self._store(events[half:])
+            retry, refused = split_refused_batch(events, exc, database=self._settings.meta_database)
+        for part in retry:
+            refused |= self._store(part)
+        return refused
 
     def _unavailable(self, exc: TerminusError) -> AuditSinkUnavailable:
-        return AuditSinkUnavailable(f"the metadata database '{self._settings.meta_database}'", reason=str(exc))
+        return metadata_unavailable(self._settings.meta_database, exc)
 
     def query(
         self,

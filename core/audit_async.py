@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from core.audit import (
     AuditEvent,
     AuditSink,
     HttpAuditSink,
-    event_document,
+    batch_documents,
+    batch_message,
+    metadata_unavailable,
     page_of_events,
+    split_refused_batch,
 )
-from core.errors import AuditSinkUnavailable, TerminusError, is_transient
+from core.errors import AuditSinkUnavailable, TerminusError
 from core.metadata_db import AUDIT_EVENT, METADATA_AUTHOR, METADATA_BRANCH, ensure_metadata_db, metadata_gateway
 from core.settings import AuditSinkSettings, TerminusSettings
 from core.terminus_async import AsyncDocumentClient
@@ -105,23 +108,17 @@ class AsyncMetadataAuditSink:
             self._ready = True
 
     async def _store(self, events: list[AuditEvent]) -> dict[str, str]:
-        """One commit for the batch; when TerminusDB refuses it, split it to find the events it refuses."""
-        now = datetime.now(UTC)
+        """One commit for the batch; what TerminusDB refuses is split by :func:`~core.audit.split_refused_batch`."""
         try:
             await self._documents.replace(
-                [event_document(e, recorded_at=now) for e in events],
-                author=METADATA_AUTHOR,
-                message=f"Audit events ({len(events)})",
-                create=True,
+                batch_documents(events), author=METADATA_AUTHOR, message=batch_message(events), create=True
             )
             return {}
         except TerminusError as exc:
-            if is_transient(exc) or exc.status in (401, 403, 404):
-                raise self._unavailable(exc) from None
-            if len(events) == 1:
-                return {events[0].event_id: str(exc)}
-        half = len(events) // 2
-        return await self._store(events[:half]) | await self._store(events[half:])
+            retry, refused = split_refused_batch(events, exc, database=self._settings.meta_database)
+        for part in retry:
+            refused |= await self._store(part)
+        return refused
 
     async def query(
         self,
@@ -146,7 +143,7 @@ class AsyncMetadataAuditSink:
         return page_of_events(documents, limit=limit, since=since, cursor=cursor)
 
     def _unavailable(self, exc: TerminusError) -> AuditSinkUnavailable:
-        return AuditSinkUnavailable(f"the metadata database '{self._settings.meta_database}'", reason=str(exc))
+        return metadata_unavailable(self._settings.meta_database, exc)
 
 
 def _ensure_metadata(settings: TerminusSettings) -> None:

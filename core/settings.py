@@ -216,8 +216,9 @@ class ServiceSettings(BaseSettings):
     #: events arriving within this window are delivered in one sink call
     audit_batch_window_ms: float = Field(3.0, ge=0, le=1000, validation_alias="OMS_AUDIT_BATCH_WINDOW_MS")
     audit_max_batch: int = Field(500, gt=0, validation_alias="OMS_AUDIT_MAX_BATCH")
-    #: sink calls that may be in flight at once (more: lower latency; fewer: bigger batches)
-    audit_max_in_flight: int = Field(2, gt=0, le=64, validation_alias="OMS_AUDIT_MAX_IN_FLIGHT")
+    #: sink calls that may be in flight at once (more: lower latency; fewer: bigger batches). One: the events
+    #: arriving during a call make the next batch, which cut the sandbox's CPU per audited write (bench/RESULTS.md)
+    audit_max_in_flight: int = Field(1, gt=0, le=64, validation_alias="OMS_AUDIT_MAX_IN_FLIGHT")
     #: how often the service re-reads the write-freeze flag
     freeze_poll_seconds: float = Field(0.5, gt=0, le=60, validation_alias="OMS_AUDIT_FREEZE_POLL_SECONDS")
 

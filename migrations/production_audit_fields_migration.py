@@ -14,12 +14,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable from a plain checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cli.main import main
+from cli import runner_client
 
 
 def run(argv: list[str] | None = None) -> int:
+    from cli.main import main
+
     return main(["migrate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
+    runner_client.run("guide", sys.argv[1:])  # a warm runner, if one serves this setup (else: returns)
     sys.exit(run())

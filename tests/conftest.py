@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -10,6 +11,9 @@ import pytest
 
 from sandbox.server import SandboxServer
 from tests.iam_issuer import LocalIssuer
+
+# Commands run in their own process, as without a warm runner; tests/flows/test_runner.py turns it on.
+os.environ.setdefault("OMS_AUDIT_RUNNER_IDLE_SECONDS", "0")
 
 ADMIN_AUTH = ("admin", "root")
 ADMIN_TOKEN = "oms-audit-s3cret-admin-t0ken"  # a bearer token with admin rights (user ``automation``)

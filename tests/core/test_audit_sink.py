@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.audit import Actor, AuditEvent, MetadataAuditSink, open_audit_sink
-from core.errors import AuditSinkUnavailable
+from core.audit import Actor, AuditEvent, BatchRefusal, MetadataAuditSink, open_audit_sink, split_refused_batch
+from core.audit_async import AsyncMetadataAuditSink
+from core.errors import AuditSinkUnavailable, TerminusError, TerminusUnreachable
 from core.metadata_db import AUDIT_EVENT
 from core.settings import AuditSinkSettings, TerminusSettings
 from core.terminus import TerminusGateway
@@ -54,3 +56,54 @@ def test_unreachable_metadata_database_is_sink_unavailable() -> None:
     with pytest.raises(AuditSinkUnavailable, match="stay in the dead-letter queue"):
         sink.deliver([event(1)])
     sink.close()
+
+
+def refused_by_terminusdb(n: int) -> AuditEvent:
+    """An event whose document TerminusDB refuses (``success`` is no xsd:boolean): pydantic would not make it,
+    another writer's line could."""
+    return event(n).model_copy(update={"success": "maybe"})
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_refused_event_is_split_out_and_the_rest_is_stored(
+    kind: str, settings: TerminusSettings, meta: TerminusGateway
+) -> None:
+    events = [event(n) for n in range(5)]
+    events[3] = refused_by_terminusdb(3)
+    before = {c.id for c in meta.log(branch="main")}
+    if kind == "sync":
+        sync_sink = MetadataAuditSink(settings)
+        try:
+            rejected = sync_sink.deliver(events)
+        finally:
+            sync_sink.close()
+    else:
+
+        async def deliver() -> dict[str, str]:
+            async_sink = AsyncMetadataAuditSink(settings)
+            try:
+                return await async_sink.deliver(events)
+            finally:
+                await async_sink.aclose()
+
+        rejected = asyncio.run(deliver())
+
+    assert list(rejected) == [events[3].event_id] and "success" in rejected[events[3].event_id]
+    stored = {d["event_id"] for d in meta.iter_documents(doc_type=AUDIT_EVENT, branch="main")}
+    assert stored == {e.event_id for i, e in enumerate(events) if i != 3}
+    # the same halving in both: [0 1 | 2 3 4] -> [0 1] stored; [2 | 3 4] -> [2] stored; [3 | 4] -> [4] stored
+    commits = [c.message for c in reversed(meta.log(branch="main")) if c.id not in before]
+    assert commits == ["Audit events (2)", "Audit events (1)", "Audit events (1)"]
+
+
+def test_split_rule_halves_a_refused_batch_and_refuses_a_single_event() -> None:
+    events = [event(n) for n in range(5)]
+    refusal = TerminusError("TerminusDB refused the documents", status=400)
+    assert split_refused_batch(events, refusal, database="meta") == BatchRefusal([events[:2], events[2:]], {})
+    assert split_refused_batch(events[:1], refusal, database="meta") == BatchRefusal(
+        [], {events[0].event_id: "TerminusDB refused the documents"}
+    )
+    not_about_the_documents = [TerminusError("no", status=s) for s in (401, 403, 404)]
+    for failure in [*not_about_the_documents, TerminusUnreachable("http://127.0.0.1:9", reason="refused")]:
+        with pytest.raises(AuditSinkUnavailable, match="'meta'"):
+            split_refused_batch(events, failure, database="meta")

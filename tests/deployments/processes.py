@@ -25,8 +25,10 @@ INHERITED_PREFIXES = ("PREFECT_", "TERMINUS_", "OMS_AUDIT_")
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    """This process's environment without Prefect/TerminusDB/oms-audit settings, plus ``extra``."""
+    """This process's environment without Prefect/TerminusDB/oms-audit settings, plus ``extra`` (and no warm
+    runner left behind by a test's command, unless ``extra`` asks for one)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(INHERITED_PREFIXES)}
+    env["OMS_AUDIT_RUNNER_IDLE_SECONDS"] = "0"
     env.update(extra)
     return env
 

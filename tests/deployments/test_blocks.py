@@ -112,3 +112,15 @@ def test_docker_variant_declares_the_same_deployments() -> None:
         assert (entry["entrypoint"], entry["parameters"]) == (spec.entrypoint, dict(spec.parameters))
         assert entry.get("schedules", []) == [{"cron": s.cron, "timezone": s.timezone} for s in spec.schedules]
         assert entry["work_pool"]["job_variables"]["image"]
+
+
+def test_blocks_taken_whole_name_every_field_and_map_onto_their_settings() -> None:
+    """``FIELDS`` is the one list ``to_settings``/``from_settings`` use: a field added to the block but not to
+    it would silently never reach the settings."""
+    from core.settings import IamSettings, TerminusSettings
+
+    for block_cls, settings_cls in ((TerminusConnection, TerminusSettings), (IamConfig, IamSettings)):
+        assert set(block_cls.FIELDS) == set(block_cls.model_fields), block_cls.__name__
+        assert set(block_cls.FIELDS) <= set(settings_cls.model_fields), block_cls.__name__
+    settings = TerminusSettings(url="https://example.invalid", database="db1", token="t0k", token_scheme="Token")
+    assert TerminusConnection.from_settings(settings).to_settings() == settings

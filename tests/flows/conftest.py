@@ -7,6 +7,7 @@ through the environment variables of the guide, exactly as the CLI does.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,6 +32,9 @@ from flows.audit_fields_migration import audit_fields_migration
 from sandbox.demo_seed import demo_documents, demo_schema
 from sandbox.server import SandboxServer
 from tests.conftest import ADMIN_TOKEN
+
+from .cli_process import cli_env
+from .runner_fixtures import WarmRunner
 
 ENV = "test"
 
@@ -110,3 +114,15 @@ def workspace(
     resolve_terminus.cache_clear()
     with space.gateway(meta) as gateway:
         gateway.delete_database(meta, missing_ok=True)
+
+
+@pytest.fixture
+def warm_runner(workspace: Workspace) -> Iterator[WarmRunner]:
+    """The CLI's environment with the runner on (a short home: a Unix socket path has ~100 bytes)."""
+    home = Path(tempfile.mkdtemp(prefix="oms-rn-"))
+    runner = WarmRunner(cli_env(PREFECT_HOME=str(home), OMS_AUDIT_RUNNER_IDLE_SECONDS="300"))
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+        shutil.rmtree(home, ignore_errors=True)

@@ -28,6 +28,7 @@ from core.terminus import Commit
 from .cli_process import cli_env, run_cli, start_cli
 from .conftest import Workspace
 from .helpers import document_classes, missing_audit_fields, read_report
+from .runner_fixtures import WarmRunner
 
 EXECUTE = ("migrate", "--env", "test", "--execute", "--yes")
 
@@ -88,10 +89,18 @@ def clear_faults(sandbox_url: str) -> None:
     httpx.delete(f"{sandbox_url}/_sandbox/faults")
 
 
-def test_ctrl_c_while_patching_stops_cleanly_and_a_rerun_finishes_and_validates(workspace: Workspace) -> None:
+@pytest.mark.parametrize("served_by", ["its own process", "a warm runner"])
+def test_ctrl_c_while_patching_stops_cleanly_and_a_rerun_finishes_and_validates(
+    workspace: Workspace, served_by: str, request: pytest.FixtureRequest
+) -> None:
+    env = None
+    if served_by == "a warm runner":
+        runner: WarmRunner = request.getfixturevalue("warm_runner")
+        runner.start()
+        env = runner.env
     hold_migration_calls(workspace.url, workspace.database, after=1, seconds=6)  # the first patch is in flight
     try:
-        process = start_cli(*EXECUTE)
+        process = start_cli(*EXECUTE, env=env)
         report = wait_for_report(workspace.reports_dir, lambda r: "applying" in states(r).values(), process)
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=180)
@@ -100,6 +109,8 @@ def test_ctrl_c_while_patching_stops_cleanly_and_a_rerun_finishes_and_validates(
     assert process.returncode == 3, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "interrupted (Ctrl-C at the terminal)" in err and "Run the same command again" in err
+    if env is not None:
+        assert len(runner.served()) == 1, "the runner's child ran the command"
 
     report = read_report(next(workspace.reports_dir.glob("migration_report_audit_fields_*.json")))
     commits = patch_commits(workspace)

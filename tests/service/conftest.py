@@ -117,6 +117,7 @@ def service_env(
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IAM_", "TERMINUS_DB_", "OMS_AUDIT_", "AUDIT_"))}
     env.update(
+        OMS_AUDIT_RUNNER_IDLE_SECONDS="0",  # no warm runner left behind
         TERMINUS_DB_URL=sandbox.url,
         TERMINUS_DB_NAME=database,
         TERMINUS_DB_TIMEOUT_SECONDS="3",

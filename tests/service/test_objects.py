@@ -266,3 +266,14 @@ def test_health_and_readiness(shared: Deployment) -> None:
     assert ready.json()["checks"] == {"terminusdb": "ok", "audit_sink": "ok", "dlq_dir": "ok"}
     unknown = shared.client.get("/api/v1/nothing")
     assert unknown.status_code == 404 and "README" in unknown.json()["message"]
+
+
+def test_openapi_document_lists_every_endpoint(shared: Deployment, iam_server: LocalIssuer) -> None:
+    paths = shared.client.get("/openapi.json").json()["paths"]
+    assert set(paths["/api/v1/objects"]) == {"post"}
+    assert set(paths["/api/v1/objects/{doc_id}"]) == {"get", "put", "delete"}
+    assert paths["/api/v1/objects"]["post"]["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
+    assert {"/api/v1/audit/logs", "/api/v1/iam/verify-service-account", "/metrics", "/healthz", "/readyz"} <= set(paths)
+    # the write routes bypass FastAPI's validation layer: a method they do not serve is still 405, not 404
+    reply = shared.client.patch("/api/v1/objects/ObjectType/x", json={}, headers=bearer(iam_server.token("u-1")))
+    assert reply.status_code == 405
