@@ -1,7 +1,10 @@
 """DLQ sweep benchmarks: (a) the sweep's machinery vs a bare line-parsing loop, (b) the sweep into the
 sandbox's audit sink vs bulk-inserting the same events straight into it, (c) peak memory vs DLQ size.
 
-Run: ``uv run python bench/bench_dlq.py --events 1000000 --sink-events 1000000`` (prints a markdown table).
+Run: ``uv run python bench/bench_dlq.py --events 1000000 --sink-events 1000000`` (prints a markdown table;
+``--sink-events 0`` skips (b)). (a) is measured twice: ``sweep`` into an accept-all sink that takes JSON lines
+(as the HTTP backend's sink does, so the sweep keeps no batch of parsed events) and ``sweep-events`` into
+one that takes parsed events only (as the metadata database's sink does).
 Each measurement runs in a child process of its own, so its peak RSS is its own; DLQ files are generated
 in a temporary folder and deleted afterwards. The sandbox runs in this (parent) process: its CPU time and
 peak RSS are reported for the sink rows. The machine may be shared, so the table also gives events per
@@ -61,8 +64,9 @@ def generate(directory: Path, count: int) -> Path:
     return dlq.path()
 
 
-class AcceptAll:
-    """A sink that stores nothing and accepts everything: what is left is the sweep's own cost."""
+class AcceptAllEvents:
+    """A sink that stores nothing and accepts everything: what is left is the sweep's own cost. It takes
+    parsed events, as the metadata database's sink does (mode ``sweep-events``)."""
 
     def deliver(self, events: Sequence[AuditEvent]) -> dict[str, str]:
         return {}
@@ -72,6 +76,14 @@ class AcceptAll:
 
     def close(self) -> None:
         pass
+
+
+class AcceptAll(AcceptAllEvents):
+    """The accept-all sink taking JSON lines as well, as the HTTP backend's sink does (a ``JsonLineSink``):
+    the sweep hands it the lines it validated (mode ``sweep``, goal (a))."""
+
+    def deliver_json_lines(self, lines: Sequence[bytes], event_ids: Sequence[str]) -> dict[str, str]:
+        return {}
 
 
 def child(mode: str, directory: Path, count: int, url: str | None, meta: str | None) -> dict[str, Any]:
@@ -85,9 +97,10 @@ def child(mode: str, directory: Path, count: int, url: str | None, meta: str | N
                 json.loads(line)
                 seen += 1
         assert seen == count
-    elif mode in ("sweep", "sweep-sink"):
+    elif mode in ("sweep", "sweep-events", "sweep-sink"):
         dlq = DeadLetterQueue(directory)
-        sink: Any = AcceptAll() if mode == "sweep" else MetadataAuditSink(_settings(url, meta))
+        sinks = {"sweep": AcceptAll, "sweep-events": AcceptAllEvents}
+        sink: Any = sinks[mode]() if mode in sinks else MetadataAuditSink(_settings(url, meta))
         with dlq.claimer() as claimer:
             (claimed,) = claimer.claim()
             outcome = replay_file(claimer, claimed, sink, batch_size=500, retry=RetryPolicy(), tally=PatternTally())
@@ -189,7 +202,12 @@ def main() -> None:
             size_mb = (directory / "audit_dlq_fallback.jsonl").stat().st_size / 1e6
             bare = run_child("bare", directory, count)
             sweep = run_child("sweep", directory, count)  # consumes the file
-            rows += [dict(bare, file_mb=size_mb), dict(sweep, file_mb=size_mb)]
+            directory = fresh(root / "dlq", count)
+            sweep_events = run_child("sweep-events", directory, count)
+            rows += [dict(row, file_mb=size_mb) for row in (bare, sweep, sweep_events)]
+        if args.sink_events <= 0:  # (b) takes minutes at 1M events: --sink-events 0 skips it
+            _print(rows, args)
+            return
         from sandbox.server import SandboxServer
 
         with SandboxServer() as sandbox:
@@ -200,6 +218,10 @@ def main() -> None:
             gc.collect()
             sweep_sink = run_child("sweep-sink", directory, args.sink_events, sandbox.url, meta + "_sweep")
             rows += [bulk, sweep_sink]
+    _print(rows, args)
+
+
+def _print(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         "| mode | events | file MB | seconds | events/s | CPU s | events per CPU s | peak RSS MiB "
         "| sandbox peak RSS MiB | load after |"
@@ -218,18 +240,24 @@ def main() -> None:
     print()
     print(
         f"(a) sweep / bare at {big:,}: {by['sweep', big]['events_per_s'] / by['bare', big]['events_per_s']:.0%} "
-        f"(per CPU second: {_per_cpu(by['sweep', big]) / _per_cpu(by['bare', big]):.0%})"
+        f"(per CPU second: {_per_cpu(by['sweep', big]) / _per_cpu(by['bare', big]):.0%}); "
+        f"into a sink that takes parsed events: "
+        f"{by['sweep-events', big]['events_per_s'] / by['bare', big]['events_per_s']:.0%} "
+        f"(per CPU second: {_per_cpu(by['sweep-events', big]) / _per_cpu(by['bare', big]):.0%})"
     )
-    print(
-        f"(b) sweep / bulk insert into the sandbox at {sink:,}: "
-        f"{by['sweep-sink', sink]['events_per_s'] / by['bulk-sink', sink]['events_per_s']:.0%} "
-        f"(per CPU second, sandbox included: {_per_cpu(by['sweep-sink', sink]) / _per_cpu(by['bulk-sink', sink]):.0%})"
-    )
-    print(
-        f"(c) peak RSS of the sweep: {by['sweep', small]['peak_mib']:.0f} MiB at {small:,}, "
-        f"{by['sweep', big]['peak_mib']:.0f} MiB at {big:,} "
-        f"({by['sweep', big]['peak_mib'] / by['sweep', small]['peak_mib']:.2f}x)"
-    )
+    if ("sweep-sink", sink) in by:
+        print(
+            f"(b) sweep / bulk insert into the sandbox at {sink:,}: "
+            f"{by['sweep-sink', sink]['events_per_s'] / by['bulk-sink', sink]['events_per_s']:.0%} "
+            "(per CPU second, sandbox included: "
+            f"{_per_cpu(by['sweep-sink', sink]) / _per_cpu(by['bulk-sink', sink]):.0%})"
+        )
+    for mode in ("sweep", "sweep-events"):
+        print(
+            f"(c) peak RSS of {mode}: {by[mode, small]['peak_mib']:.0f} MiB at {small:,}, "
+            f"{by[mode, big]['peak_mib']:.0f} MiB at {big:,} "
+            f"({by[mode, big]['peak_mib'] / by[mode, small]['peak_mib']:.2f}x)"
+        )
 
 
 def _per_cpu(row: dict[str, Any]) -> float:

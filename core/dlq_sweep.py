@@ -25,10 +25,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from core.audit import AuditEvent, AuditSink, LastError
+from core.audit import AuditEvent, AuditSink, JsonLineSink, LastError
 from core.dlq import ClaimedFile, Claimer, DeadLetterQueue, LineBatch, RawLine, corrupt_record, parse_line
 from core.errors import AuditSinkUnavailable
 from core.optimistic import retry_call
@@ -95,13 +95,21 @@ def deliver_with_retry(
     on_retry: Callable[[int, AuditSinkUnavailable], None] | None = None,
 ) -> dict[str, str]:
     """``sink.deliver(events)``, retried on ``AuditSinkUnavailable`` (the last one is raised)."""
+    return _with_retry(lambda: sink.deliver(events), retry, sleep, on_retry)
 
+
+def _with_retry(
+    deliver: Callable[[], dict[str, str]],
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+    on_retry: Callable[[int, AuditSinkUnavailable], None] | None = None,
+) -> dict[str, str]:
     def retrying(attempt: int, exc: Exception) -> None:
         if on_retry is not None and isinstance(exc, AuditSinkUnavailable):
             on_retry(attempt, exc)
 
     return retry_call(
-        lambda: sink.deliver(events),
+        deliver,
         retry_on=(AuditSinkUnavailable,),
         attempts=retry.attempts,
         delay=retry.delay,
@@ -120,6 +128,10 @@ def age_band(age_seconds: float) -> str:
 _OLDEST_BAND = "> 30d"
 _NO_ERROR = "(none recorded)"
 _BAND_LIMITS = tuple((timedelta(seconds=limit), name) for limit, name in _AGE_BANDS)
+#: band names by ``bisect_left`` position in the cut-offs (oldest first)
+_BAND_NAMES = (_OLDEST_BAND, *(name for _, name in reversed(_BAND_LIMITS)))
+_ID_OF_ROW = operator.itemgetter(0)
+_PATTERN_OF_ROW = operator.itemgetter(slice(1, None))
 
 
 @dataclass
@@ -128,6 +140,7 @@ class PatternTally:
 
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     counts: Counter[tuple[str, str, str, str, str]] = field(default_factory=Counter)
+    _cutoffs_by_tz: dict[tzinfo | None, list[datetime]] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, event: AuditEvent) -> None:
         self.add_many((event,))
@@ -136,11 +149,17 @@ class PatternTally:
         """Tally a batch in one comprehension: the sweep tallies every event it reads (bench/bench_dlq.py).
 
         The age band is found by bisecting the bands' cut-off times (an event is in band "< 1h" when it
-        entered the DLQ after ``now - 1h``), not by computing each event's age.
+        entered the DLQ after ``now - 1h``), not by computing each event's age. The cut-offs carry the
+        batch's own ``tzinfo`` object: two datetimes with the same one compare field by field, while any
+        other pair calls ``utcoffset()`` on both (that made the tally a fifth of the sweep's time).
         """
-        now = self.now
-        cutoffs = [now - limit for limit, _ in reversed(_BAND_LIMITS)]
-        names = [_OLDEST_BAND, *(name for _, name in reversed(_BAND_LIMITS))]
+        if not isinstance(events, list | tuple):
+            events = list(events)
+        if not events:
+            return
+        first = events[0]
+        cutoffs = self._cutoffs((first.enqueued_at or first.occurred_at).tzinfo)
+        names = _BAND_NAMES
         self.counts.update(
             [
                 (
@@ -153,6 +172,41 @@ class PatternTally:
                 for event in events
             ]
         )
+
+    def add_json_lines(self, lines: Sequence[bytes], validate: Callable[[bytes], AuditEvent]) -> list[str]:
+        """Validate and tally each line, keeping no event: each is dropped as soon as it is counted, so the
+        next one is built in the memory it freed, still in the CPU's cache (a batch of parsed events is
+        megabytes; the sweep into a :class:`JsonLineSink` needs only the lines). Returns the event ids.
+
+        Raises ``ValueError`` at the first line that is not an event, having tallied none of the batch.
+        """
+        if not lines:
+            return []
+        first = validate(lines[0])
+        cutoffs = self._cutoffs((first.enqueued_at or first.occurred_at).tzinfo)
+        names, bisect_left = _BAND_NAMES, bisect.bisect_left
+        rows = [
+            (
+                event.event_id,
+                _NO_ERROR if (error := event.last_error) is None else error.type,
+                event.action,
+                event.resource_type or "(none)",
+                event.actor.kind,
+                names[bisect_left(cutoffs, event.enqueued_at or event.occurred_at)],
+            )
+            for event in map(validate, lines)
+        ]
+        self.counts.update(map(_PATTERN_OF_ROW, rows))
+        return list(map(_ID_OF_ROW, rows))
+
+    def _cutoffs(self, tz: tzinfo | None) -> list[datetime]:
+        """The bands' cut-off times, oldest first, expressed in ``tz`` (the same instants whatever ``tz``)."""
+        cutoffs = self._cutoffs_by_tz.get(tz)
+        if cutoffs is None:
+            cutoffs = [(self.now - limit).astimezone(tz) for limit, _ in reversed(_BAND_LIMITS)]
+            if len(self._cutoffs_by_tz) < 64:  # foreign writers' offsets: a handful, never one per event
+                self._cutoffs_by_tz[tz] = cutoffs
+        return cutoffs
 
     def merge(self, other: PatternTally) -> None:
         self.counts.update(other.counts)
@@ -235,24 +289,40 @@ def _replay_file(
     source = claimed.source_name
     checkpointed_at = 0.0
     validate: Callable[[bytes], AuditEvent] = AuditEvent.__pydantic_validator__.validate_json
+    # a sink that takes JSON gets the lines as read (no batch of parsed events kept, none re-serialised)
+    line_sink = sink if isinstance(sink, JsonLineSink) else None
     for batch in dlq.read_line_batches(claimed.path, claimed.start_offset, batch_size):
-        try:  # the hot path: a batch of good lines, validated in one C-level pass (bench/bench_dlq.py)
-            events: list[AuditEvent] = list(map(validate, batch.lines))
+        lines = batch.lines
+        events: list[AuditEvent] | None = None
+        try:  # the hot path: a batch of good lines, validated in C-level passes (bench/bench_dlq.py)
+            if line_sink is not None:
+                ids = tally.add_json_lines(lines, validate) if tally is not None else _event_ids(lines, validate)
+            else:
+                events = list(map(validate, lines))
+                if tally is not None:
+                    tally.add_many(events)
+                ids = list(map(_EVENT_ID, events))
             corrupt: list[bytes] = []
             blank = 0
         except ValueError:  # some line is not an event: classify this batch line by line
-            events, corrupt, blank = _classify(batch, source, claimer.run_id)
-        if events:
+            events, lines, corrupt, blank = _classify(batch, source, claimer.run_id)
             if tally is not None:
                 tally.add_many(events)
-            unique = _unique(events)
+            ids = list(map(_EVENT_ID, events))
+        if ids:
             try:
-                rejected = deliver_with_retry(sink, unique, retry, sleep=sleep)
+                if line_sink is not None:
+                    delivered, rejected, rejected_lines = _deliver_lines(line_sink, ids, lines, retry, sleep)
+                    failed = [validate(line) for line in rejected_lines]
+                else:
+                    failed = _unique(events or [], ids)
+                    rejected = deliver_with_retry(sink, failed, retry, sleep=sleep)
+                    delivered = len(failed)
             except AuditSinkUnavailable as exc:
                 return FileOutcome(source, counts, finished=False, sink_error=str(exc))
-            counts.duplicates += len(events) - len(unique)
-            _requeue(dlq, unique, rejected, max_attempts, counts)
-            counts.replayed += len(unique) - len(rejected)
+            counts.duplicates += len(ids) - delivered
+            _requeue(dlq, failed, rejected, max_attempts, counts)
+            counts.replayed += delivered - len(rejected)
         if corrupt:
             dlq.append_raw(corrupt, "corrupt")
             counts.corrupt += len(corrupt)
@@ -268,9 +338,32 @@ def _replay_file(
     return FileOutcome(source, counts, finished=True)
 
 
-def _classify(batch: LineBatch, source: str, run_id: str) -> tuple[list[AuditEvent], list[bytes], int]:
-    """(events, corrupt records, blank lines) of a batch, line by line, each unusable line kept with why."""
+def _event_ids(lines: Sequence[bytes], validate: Callable[[bytes], AuditEvent]) -> list[str]:
+    """Validate each line and keep only its ``event_id`` (see :meth:`PatternTally.add_json_lines`)."""
+    return [event.event_id for event in map(validate, lines)]
+
+
+def _deliver_lines(
+    sink: JsonLineSink,
+    ids: list[str],
+    lines: list[bytes],
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+) -> tuple[int, dict[str, str], list[bytes]]:
+    """Deliver a batch's lines once per ``event_id`` (the last line wins, as in :func:`_unique`):
+    (how many were delivered, the rejected ``{event_id: reason}``, the rejected lines)."""
+    if len(set(ids)) != len(ids):
+        by_id = dict(zip(ids, lines, strict=True))
+        ids, lines = list(by_id), list(by_id.values())
+    rejected = _with_retry(lambda: sink.deliver_json_lines(lines, ids), retry, sleep)
+    return len(ids), rejected, [line for i, line in zip(ids, lines, strict=True) if i in rejected] if rejected else []
+
+
+def _classify(batch: LineBatch, source: str, run_id: str) -> tuple[list[AuditEvent], list[bytes], list[bytes], int]:
+    """(events, their lines, corrupt records, blank lines) of a batch, line by line, each unusable line kept
+    with why."""
     events: list[AuditEvent] = []
+    good: list[bytes] = []
     corrupt: list[bytes] = []
     blank = 0
     offset = batch.offset
@@ -279,17 +372,19 @@ def _classify(batch: LineBatch, source: str, run_id: str) -> tuple[list[AuditEve
         parsed = parse_line(data, complete=batch.complete)
         if parsed.event is not None:
             events.append(parsed.event)
+            good.append(data)
         elif parsed.reason is not None:
             line = RawLine(data, start, offset, batch.complete)
             corrupt.append(corrupt_record(line, reason=parsed.reason, source=source, run_id=run_id))
         else:
             blank += 1
-    return events, corrupt, blank
+    return events, good, corrupt, blank
 
 
-def _unique(events: list[AuditEvent]) -> list[AuditEvent]:
-    """The events of a batch, once per ``event_id`` (the last line wins); the batch itself when none repeats."""
-    if len(set(map(_EVENT_ID, events))) == len(events):
+def _unique(events: list[AuditEvent], ids: list[str]) -> list[AuditEvent]:
+    """The events of a batch (``ids`` their event ids), once per ``event_id`` (the last line wins); the
+    batch itself when none repeats."""
+    if len(set(ids)) == len(ids):
         return events
     return list({event.event_id: event for event in events}.values())
 

@@ -247,7 +247,18 @@ def test_read_line_batches_gives_the_lines_and_offsets_of_read_lines(tmp_path: P
         lines = [line for batch in batches for line in batch.lines]
         assert lines == [line.data for line in expected if line.offset >= start]
         assert all(len(batch.lines) <= size for batch in batches)
+        assert all(len(batch.lines) == size for batch in batches[:-2]), "full batches across read chunks"
         assert [b.offset for b in batches[1:]] == [b.end for b in batches[:-1]], "batches are contiguous"
         assert batches[0].offset == start and batches[-1].end == path.stat().st_size
         assert batches[-1].lines == [b"torn"] and not batches[-1].complete
         assert all(batch.complete for batch in batches[:-1])
+
+
+def test_read_line_batches_are_full_across_read_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "audit_dlq_fallback.jsonl"
+    lines = [json.dumps({"n": n, "pad": "x" * (n % 700)}).encode() for n in range(5000)]  # ~1.8 MB, many chunks
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    batches = list(DeadLetterQueue.read_line_batches(path, 0, 500))
+    assert [len(batch.lines) for batch in batches] == [500] * 10
+    assert [line for batch in batches for line in batch.lines] == lines
+    assert [b.offset for b in batches[1:]] == [b.end for b in batches[:-1]] and batches[-1].end == path.stat().st_size
