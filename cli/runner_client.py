@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 HANDSHAKE_SECONDS = 10.0
 MAX_MESSAGE = 1 << 20
+PACKAGES = ("cli", "core", "flows", "tasks", "blocks", "deployments", "sandbox", "service", "migrations")
+"""The project's packages (the wheel's, in pyproject.toml): the code a runner has imported."""
 
 
 def idle_seconds(environ: Mapping[str, str] | None = None) -> float:
@@ -57,9 +59,12 @@ def runner_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def newest_source_mtime(root: Path = ROOT) -> int:
-    """The newest mtime (ns) of the project's ``*.py`` files (not of folders: writing bytecode moves those)."""
+    """The newest mtime (ns) of the project's ``*.py`` files (not of folders: writing bytecode moves those).
+
+    Only the project's packages are walked: installed without a checkout, ``root`` is site-packages, and
+    every command would otherwise stat every file of every dependency."""
     newest = 0
-    stack = [str(root)]
+    stack = [str(root / name) for name in PACKAGES if (root / name).is_dir()]
     while stack:
         folder = stack.pop()
         with os.scandir(folder) as entries:

@@ -14,11 +14,12 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
 
-from cli.runner_client import socket_path
+from cli.runner_client import PACKAGES, newest_source_mtime, socket_path
 
 from .cli_process import OMS_AUDIT, ROOT, run_cli
 from .conftest import Workspace
@@ -208,3 +209,16 @@ def test_a_bad_idle_lifetime_is_a_configuration_error(workspace: Workspace, warm
     result = run_cli(*DRY_RUN, env={**warm_runner.env, "OMS_AUDIT_RUNNER_IDLE_SECONDS": "soon"})
     assert result.returncode == 2
     assert "OMS_AUDIT_RUNNER_IDLE_SECONDS='soon'" in result.stderr and "0 runs every command" in result.stderr
+
+
+def test_the_key_covers_the_project_packages_and_nothing_else(tmp_path: Path) -> None:
+    """The walk is the wheel's packages only: installed, the project's root is site-packages."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert list(PACKAGES) == pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    (tmp_path / "core").mkdir()
+    (tmp_path / "some_dependency").mkdir()
+    (tmp_path / "core" / "module.py").write_text("")
+    os.utime(tmp_path / "core" / "module.py", ns=(1_000, 1_000))
+    (tmp_path / "some_dependency" / "module.py").write_text("")
+    os.utime(tmp_path / "some_dependency" / "module.py", ns=(9_000, 9_000))
+    assert newest_source_mtime(tmp_path) == 1_000
